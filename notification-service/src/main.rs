@@ -1,0 +1,25 @@
+//! `notification-service`: turns payment events into confirmation emails, exactly once.
+
+use clap::Parser;
+use notification_service::{config::Settings, startup::Application};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = Settings::parse();
+    shared::telemetry::init(settings.log_format);
+    let shutdown = shared::shutdown::on_signal();
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("notification-service: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("notification-service: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
