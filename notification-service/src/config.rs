@@ -77,7 +77,7 @@ pub struct Settings {
 
     /// Long-poll wait (SQS allows at most 20 s).
     #[arg(long, env = "SQS_WAIT_TIME", default_value = "20s", value_parser = humantime::parse_duration)]
-    pub wait_time: Duration,
+    pub sqs_wait_time: Duration,
 
     /// First retry delay after a transient failure; doubles per receive, capped at 15 min.
     #[arg(long, env = "RETRY_BASE_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]

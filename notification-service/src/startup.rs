@@ -81,7 +81,7 @@ impl Application {
         let poll = PollSettings {
             pollers: settings.pollers,
             max_in_flight: settings.max_in_flight,
-            wait: settings.wait_time,
+            wait: settings.sqs_wait_time,
             visibility: settings.visibility_timeout,
             retry_base_delay: settings.retry_base_delay,
         };
@@ -108,6 +108,8 @@ impl Application {
         tracing::info!(
             health.addr = %listener.local_addr()?,
             delivery.guarantee = ?processor.guarantee,
+            sqs.queue_url = processor.queue.url(),
+            sqs.dlq_url = processor.queue.dlq_url(),
             "notification-service consuming"
         );
         let consumer = tokio::spawn(consumer::run(processor.clone(), poll, shutdown.clone()));
