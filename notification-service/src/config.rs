@@ -28,7 +28,12 @@ to an empty value."
 )]
 pub struct Settings {
     /// Postgres URL of the notifications (dedup) database (created and migrated at start).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/notifications", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/notifications",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Address of the health, readiness and metrics endpoints.
@@ -48,15 +53,29 @@ pub struct Settings {
     pub aws_endpoint_url: String,
 
     /// SMTP server, in lettre's URL syntax (smtp://host:port, smtps://user:pass@host).
-    #[arg(long, env = "SMTP_URL", default_value = "smtp://127.0.0.1:1025", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SMTP_URL",
+        default_value = "smtp://127.0.0.1:1025",
+        hide_env_values = true
+    )]
     pub smtp_url: String,
 
     /// Sender of the confirmation emails.
-    #[arg(long, env = "EMAIL_FROM", default_value = "Payments <receipts@example.com>")]
+    #[arg(
+        long,
+        env = "EMAIL_FROM",
+        default_value = "Payments <receipts@example.com>"
+    )]
     pub email_from: String,
 
     /// at-least-once (default) or at-most-once.
-    #[arg(long, env = "DELIVERY_GUARANTEE", value_enum, default_value = "at-least-once")]
+    #[arg(
+        long,
+        env = "DELIVERY_GUARANTEE",
+        value_enum,
+        default_value = "at-least-once"
+    )]
     pub delivery_guarantee: DeliveryGuarantee,
 
     /// Concurrent long-polling loops (each receives up to 10 messages).

@@ -63,10 +63,11 @@ pub async fn claim(
     if let Some(attempts) = claimed {
         return Ok(Claim::Claimed { attempts });
     }
-    let row = sqlx::query("SELECT state, lease_expires_at FROM deliveries WHERE idempotency_key = $1")
-        .bind(&event.idempotency_key)
-        .fetch_one(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT state, lease_expires_at FROM deliveries WHERE idempotency_key = $1")
+            .bind(&event.idempotency_key)
+            .fetch_one(pool)
+            .await?;
     let state: String = row.try_get("state")?;
     Ok(match state.as_str() {
         "sent" => Claim::AlreadySent,
@@ -83,7 +84,12 @@ pub async fn claim(
 ///
 /// # Errors
 /// Database errors.
-pub async fn extend_lease(pool: &PgPool, key: &str, owner: Uuid, lease: Duration) -> Result<bool, sqlx::Error> {
+pub async fn extend_lease(
+    pool: &PgPool,
+    key: &str,
+    owner: Uuid,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE deliveries SET lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
          WHERE idempotency_key = $1 AND lease_owner = $2 AND state = 'sending'",
@@ -122,7 +128,12 @@ pub async fn mark_sent(pool: &PgPool, key: &str) -> Result<bool, sqlx::Error> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn release(pool: &PgPool, key: &str, owner: Uuid, undo_early_sent: bool) -> Result<(), sqlx::Error> {
+pub async fn release(
+    pool: &PgPool,
+    key: &str,
+    owner: Uuid,
+    undo_early_sent: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE deliveries SET state = 'sending', lease_expires_at = now(), sent_at = NULL, updated_at = now()
          WHERE idempotency_key = $1 AND lease_owner = $2 AND (state = 'sending' OR $3)",

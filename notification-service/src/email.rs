@@ -56,7 +56,10 @@ pub fn format_amount(minor_units: i64, currency: &str) -> String {
     let divisor = 10_i64.pow(u32::from(exponent));
     let sign = if minor_units < 0 { "-" } else { "" };
     let (whole, fraction) = (minor_units.abs() / divisor, minor_units.abs() % divisor);
-    format!("{sign}{whole}.{fraction:0width$} {code}", width = usize::from(exponent))
+    format!(
+        "{sign}{whole}.{fraction:0width$} {code}",
+        width = usize::from(exponent)
+    )
 }
 
 /// Why an email could not be built (the event's data is unusable: permanent).
@@ -181,10 +184,17 @@ mod tests {
     fn the_email_carries_the_message_id_and_the_key() {
         let from: Mailbox = "Payments <receipts@example.com>".parse().expect("valid");
         let id = message_id("ch_1:confirmation_email:v1", "example.com");
-        let raw = String::from_utf8(render(&event("jane@example.com"), &from, &id).expect("renders").formatted())
-            .expect("utf8");
+        let raw = String::from_utf8(
+            render(&event("jane@example.com"), &from, &id)
+                .expect("renders")
+                .formatted(),
+        )
+        .expect("utf8");
         assert!(raw.contains(&format!("Message-ID: {id}")), "{raw}");
-        assert!(raw.contains("X-Idempotency-Key: ch_1:confirmation_email:v1"), "{raw}");
+        assert!(
+            raw.contains("X-Idempotency-Key: ch_1:confirmation_email:v1"),
+            "{raw}"
+        );
         assert!(raw.contains("12.50 USD"), "{raw}");
     }
 

@@ -57,6 +57,13 @@ async fn readyz(State(p): State<Probes>) -> (StatusCode, Json<Value>) {
     let queue = queue.unwrap_or(false);
     let smtp = smtp.unwrap_or(false);
     let ok = database && queue && smtp;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"database": database, "queue": queue, "smtp": smtp})))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"database": database, "queue": queue, "smtp": smtp})),
+    )
 }

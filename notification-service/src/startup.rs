@@ -36,15 +36,19 @@ impl Application {
     /// # Errors
     /// When a dependency is unreachable or a setting is invalid, saying which.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let from: Mailbox = settings
-            .email_from
-            .parse()
-            .with_context(|| format!("EMAIL_FROM {:?} is not a valid mailbox", settings.email_from))?;
+        let from: Mailbox = settings.email_from.parse().with_context(|| {
+            format!(
+                "EMAIL_FROM {:?} is not a valid mailbox",
+                settings.email_from
+            )
+        })?;
         let domain = from.email.domain().to_owned();
         let mailer = Mailer::new(
             &settings.smtp_url,
             settings.smtp_timeout,
-            u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX).max(1),
+            u32::try_from(settings.max_in_flight)
+                .unwrap_or(u32::MAX)
+                .max(1),
         )?;
         let pool = connect_and_migrate(
             &settings.database_url,
@@ -56,16 +60,28 @@ impl Application {
         )
         .await?;
         let sqs = shared::aws::sqs_client(Some(&settings.aws_endpoint_url)).await;
-        let queue_url =
-            shared::aws::resolve_queue_url(&sqs, settings.sqs_queue_url.as_deref(), shared::aws::DEFAULT_QUEUE_NAME)
-                .await?;
-        let dlq_url = match settings.sqs_dlq_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let queue_url = shared::aws::resolve_queue_url(
+            &sqs,
+            settings.sqs_queue_url.as_deref(),
+            shared::aws::DEFAULT_QUEUE_NAME,
+        )
+        .await?;
+        let dlq_url = match settings
+            .sqs_dlq_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
             Some(url) => url.to_owned(),
             None => dlq_from_redrive_policy(&sqs, &queue_url).await?,
         };
-        let listener = TcpListener::bind(&settings.health_addr).await.with_context(|| {
-            format!("Cannot listen on {} (HEALTH_ADDR); is another process using it?", settings.health_addr)
-        })?;
+        let listener = TcpListener::bind(&settings.health_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "Cannot listen on {} (HEALTH_ADDR); is another process using it?",
+                    settings.health_addr
+                )
+            })?;
         health::metrics_handle();
         let processor = Arc::new(Processor {
             pool,
@@ -85,12 +101,19 @@ impl Application {
             visibility: settings.visibility_timeout,
             retry_base_delay: settings.retry_base_delay,
         };
-        Ok(Self { listener, processor, poll })
+        Ok(Self {
+            listener,
+            processor,
+            poll,
+        })
     }
 
     /// The port of the health endpoints.
     pub fn health_port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     /// Consumes and serves the health endpoints until `shutdown` fires, then finishes
@@ -99,7 +122,11 @@ impl Application {
     /// # Errors
     /// When the health server fails.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, processor, poll } = self;
+        let Self {
+            listener,
+            processor,
+            poll,
+        } = self;
         let probes = Probes {
             pool: processor.pool.clone(),
             queue: processor.queue.clone(),

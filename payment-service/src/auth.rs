@@ -26,7 +26,9 @@ impl ApiKeys {
     pub fn authenticate(&self, token: &str) -> Option<Caller> {
         let d = digest(token);
         // Comparing fixed-size digests leaks nothing useful about the secret through timing.
-        self.0.contains(&d).then(|| Caller { id: format!("key_{}", &hex::encode(d)[..16]) })
+        self.0.contains(&d).then(|| Caller {
+            id: format!("key_{}", &hex::encode(d)[..16]),
+        })
     }
 }
 
@@ -44,14 +46,20 @@ pub struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        state.api_keys.authenticate(token.trim()).ok_or(ApiError::Unauthorized)
+        state
+            .api_keys
+            .authenticate(token.trim())
+            .ok_or(ApiError::Unauthorized)
     }
 }
 

@@ -17,7 +17,12 @@ to an empty value."
 )]
 pub struct Settings {
     /// Postgres URL of the payments database (created and migrated at start).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/payments", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/payments",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Address the HTTP API listens on (port 0 picks a free port).
@@ -25,7 +30,13 @@ pub struct Settings {
     pub listen_addr: String,
 
     /// Comma-separated bearer API keys accepted by the API.
-    #[arg(long, env = "PAYMENT_API_KEYS", default_value = "sk_test_local", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PAYMENT_API_KEYS",
+        default_value = "sk_test_local",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
 
     /// URL of the payment-events queue; looked up by name on the endpoint when unset.

@@ -94,7 +94,8 @@ impl IntoResponse for ApiError {
             Self::Validation(v) => Some(v.param),
             _ => None,
         };
-        let body = json!({"error": {"code": self.code(), "message": self.to_string(), "param": param}});
+        let body =
+            json!({"error": {"code": self.code(), "message": self.to_string(), "param": param}});
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, Self::IdempotencyKeyInUse | Self::Unavailable(_)) {
             response

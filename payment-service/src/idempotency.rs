@@ -153,7 +153,11 @@ mod tests {
     use super::*;
 
     fn stored(hash: &[u8]) -> StoredResponse {
-        StoredResponse { request_hash: hash.to_vec(), status: 201, body: serde_json::json!({"id": "ch_1"}) }
+        StoredResponse {
+            request_hash: hash.to_vec(),
+            status: 201,
+            body: serde_json::json!({"id": "ch_1"}),
+        }
     }
 
     #[test]
@@ -163,7 +167,10 @@ mod tests {
 
     #[test]
     fn the_same_request_replays_the_stored_response() {
-        assert_eq!(decide(Some(stored(b"h")), b"h"), Decision::Replay(stored(b"h")));
+        assert_eq!(
+            decide(Some(stored(b"h")), b"h"),
+            Decision::Replay(stored(b"h"))
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use shared::shutdown::CancellationToken;
+use sqlx::PgPool;
 
 use crate::{idempotency, outbox};
 
@@ -41,11 +41,20 @@ pub async fn reap_once(
 }
 
 /// Runs [`reap_once`] every minute until shutdown.
-pub async fn run(pool: PgPool, key_retention: Duration, outbox_retention: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    key_retention: Duration,
+    outbox_retention: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         match reap_once(&pool, key_retention, outbox_retention).await {
             Ok((0, 0)) => {}
-            Ok((keys, rows)) => tracing::info!(idempotency_keys = keys, outbox_rows = rows, "reaped expired rows"),
+            Ok((keys, rows)) => tracing::info!(
+                idempotency_keys = keys,
+                outbox_rows = rows,
+                "reaped expired rows"
+            ),
             Err(e) => tracing::warn!(error = %e, "reaper pass failed; will retry"),
         }
         tokio::select! {

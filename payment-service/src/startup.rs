@@ -7,9 +7,9 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use shared::postgres::{connect_and_migrate, PoolSettings};
+use shared::shutdown::CancellationToken;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::Notify};
-use shared::shutdown::CancellationToken;
 
 use crate::{
     auth::ApiKeys,
@@ -69,9 +69,14 @@ impl Application {
             shared::aws::DEFAULT_QUEUE_NAME,
         )
         .await?;
-        let listener = TcpListener::bind(&settings.listen_addr).await.with_context(|| {
-            format!("Cannot listen on {} (LISTEN_ADDR); is another process using it?", settings.listen_addr)
-        })?;
+        let listener = TcpListener::bind(&settings.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "Cannot listen on {} (LISTEN_ADDR); is another process using it?",
+                    settings.listen_addr
+                )
+            })?;
         let state = AppState {
             pool,
             api_keys: Arc::new(ApiKeys::new(&settings.api_keys)),
@@ -81,12 +86,20 @@ impl Application {
             queue_url,
         };
         let router = crate::routes::router(state.clone(), settings.request_timeout);
-        Ok(Self { listener, router, state, settings })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            settings,
+        })
     }
 
     /// The port the API listens on (useful with `LISTEN_ADDR=127.0.0.1:0`).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     /// The payments database pool.
@@ -100,8 +113,16 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, state, settings } = self;
-        let publisher = Arc::new(SqsPublisher::new(state.sqs.clone(), state.queue_url.clone()));
+        let Self {
+            listener,
+            router,
+            state,
+            settings,
+        } = self;
+        let publisher = Arc::new(SqsPublisher::new(
+            state.sqs.clone(),
+            state.queue_url.clone(),
+        ));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..settings.relay_workers.max(1) {
             let relay = Relay {

@@ -54,7 +54,12 @@ fn is_local(endpoint: &str) -> bool {
     url::Url::parse(endpoint)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
-        .is_some_and(|h| matches!(h.as_str(), "127.0.0.1" | "localhost" | "[::1]" | "localstack"))
+        .is_some_and(|h| {
+            matches!(
+                h.as_str(),
+                "127.0.0.1" | "localhost" | "[::1]" | "localstack"
+            )
+        })
 }
 
 /// Returns `configured`, or looks up the URL of the queue named `name`.

@@ -38,7 +38,9 @@ mod imp {
 
     pub(super) fn hit(name: &'static str) {
         let mut plan = plan().lock().unwrap_or_else(|p| p.into_inner());
-        let Some(remaining) = plan.get_mut(name) else { return };
+        let Some(remaining) = plan.get_mut(name) else {
+            return;
+        };
         *remaining = remaining.saturating_sub(1);
         if *remaining == 0 {
             eprintln!("chaos: crash point {name} reached, SIGKILL");

@@ -162,7 +162,10 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_poison() {
-        assert_eq!(decode("not json").map_err(|e| e.code()), Err("malformed_body"));
+        assert_eq!(
+            decode("not json").map_err(|e| e.code()),
+            Err("malformed_body")
+        );
         assert_eq!(decode("{}").map_err(|e| e.code()), Err("malformed_body"));
     }
 
@@ -175,7 +178,10 @@ mod tests {
     #[test]
     fn an_unknown_event_type_is_poison() {
         let body = r#"{"event_type":"payment.refunded","version":1}"#;
-        assert_eq!(decode(body).map_err(|e| e.code()), Err("unknown_event_type"));
+        assert_eq!(
+            decode(body).map_err(|e| e.code()),
+            Err("unknown_event_type")
+        );
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub async fn connect_and_migrate(
     if !exists {
         if let Err(e) = Postgres::create_database(url).await {
             // 42P04: another replica created it first.
-            let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            let raced =
+                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
             if !raced {
                 return Err(e).with_context(|| format!("Failed to create database {shown}"));
             }

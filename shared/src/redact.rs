@@ -44,6 +44,9 @@ mod tests {
             redact_url("postgres://app:hunter2@db:5432/payments"),
             "postgres://app:***@db:5432/payments"
         );
-        assert_eq!(redact_url("postgres://db/payments"), "postgres://db/payments");
+        assert_eq!(
+            redact_url("postgres://db/payments"),
+            "postgres://db/payments"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod mail;
 pub mod process;
 pub mod sqs;
+pub mod system;
 pub mod wait;
 
 /// Reads a variable the test stack must set, with a message that says how to get it.
@@ -24,5 +25,8 @@ pub fn stack_var(name: &str) -> String {
 
 /// A short unique suffix for names of databases, queues and keys.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }

@@ -74,5 +74,8 @@ pub fn count_by_key(keep: impl Fn(&str) -> bool) -> anyhow::Result<HashMap<Strin
 /// # Errors
 /// When the directory cannot be read.
 pub fn for_key(key: &str) -> anyhow::Result<Vec<ReceivedMail>> {
-    Ok(all()?.into_iter().filter(|m| m.idempotency_key.as_deref() == Some(key)).collect())
+    Ok(all()?
+        .into_iter()
+        .filter(|m| m.idempotency_key.as_deref() == Some(key))
+        .collect())
 }

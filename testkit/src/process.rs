@@ -17,7 +17,10 @@ pub fn binary(name: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or(Path::new("target/debug"));
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("target/debug"));
     profile_dir.join(name)
 }
 
@@ -35,8 +38,15 @@ impl ServiceProcess {
     /// When the binary is missing (build the workspace first) or cannot start.
     pub fn spawn(name: &str, env: &[(String, String)], log: &Path) -> anyhow::Result<Self> {
         let bin = binary(name);
-        anyhow::ensure!(bin.exists(), "{} not found: run `cargo build --workspace` first", bin.display());
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        anyhow::ensure!(
+            bin.exists(),
+            "{} not found: run `cargo build --workspace` first",
+            bin.display()
+        );
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let err = out.try_clone()?;
         let child = Command::new(&bin)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -46,7 +56,10 @@ impl ServiceProcess {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("Failed to start {}", bin.display()))?;
-        Ok(Self { name: name.to_owned(), child })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
     }
 
     /// The process id.
@@ -65,7 +78,10 @@ impl ServiceProcess {
     /// When `kill` cannot be run.
     pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
         if let Some(pid) = self.pid() {
-            Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status().await?;
+            Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status()
+                .await?;
         }
         Ok(())
     }
@@ -99,7 +115,10 @@ impl ServiceProcess {
     ///
     /// # Errors
     /// When it is still running at the deadline.
-    pub async fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn wait_exit(
+        &mut self,
+        deadline: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         Ok(tokio::time::timeout(deadline, self.child.wait())
             .await
             .with_context(|| format!("{} did not exit within {deadline:?}", self.name))??)
@@ -111,10 +130,23 @@ impl ServiceProcess {
 /// # Errors
 /// When it does not within `deadline`.
 pub async fn wait_http_ok(url: &str, deadline: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-    crate::wait::until(&format!("{url} to answer 200"), deadline, Duration::from_millis(100), || async {
-        client.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
-    })
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    crate::wait::until(
+        &format!("{url} to answer 200"),
+        deadline,
+        Duration::from_millis(100),
+        || async {
+            client
+                .get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
     .await
 }
 
@@ -123,5 +155,7 @@ pub async fn wait_http_ok(url: &str, deadline: Duration) -> anyhow::Result<()> {
 /// # Errors
 /// When no port can be bound.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

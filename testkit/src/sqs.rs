@@ -22,7 +22,11 @@ pub struct QueuePair {
 ///
 /// # Errors
 /// SQS errors.
-pub async fn create_pair(client: &aws_sdk_sqs::Client, prefix: &str, max_receive_count: u32) -> anyhow::Result<QueuePair> {
+pub async fn create_pair(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+    max_receive_count: u32,
+) -> anyhow::Result<QueuePair> {
     let name = crate::unique(prefix);
     let dlq_url = client
         .create_queue()
@@ -78,10 +82,17 @@ pub async fn depth(client: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<(u
 ///
 /// # Errors
 /// When it does not drain within `deadline`.
-pub async fn wait_drained(client: &aws_sdk_sqs::Client, url: &str, deadline: Duration) -> anyhow::Result<()> {
-    crate::wait::until(&format!("queue {url} to drain"), deadline, Duration::from_millis(200), || async {
-        matches!(depth(client, url).await, Ok((0, 0))).then_some(())
-    })
+pub async fn wait_drained(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    crate::wait::until(
+        &format!("queue {url} to drain"),
+        deadline,
+        Duration::from_millis(200),
+        || async { matches!(depth(client, url).await, Ok((0, 0))).then_some(()) },
+    )
     .await
 }
 
@@ -89,7 +100,10 @@ pub async fn wait_drained(client: &aws_sdk_sqs::Client, url: &str, deadline: Dur
 ///
 /// # Errors
 /// SQS errors.
-pub async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
+pub async fn drain(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
     let mut all = Vec::new();
     loop {
         let out = client
@@ -106,7 +120,12 @@ pub async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<Ve
         }
         for m in &messages {
             if let Some(handle) = m.receipt_handle() {
-                client.delete_message().queue_url(url).receipt_handle(handle).send().await?;
+                client
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
             }
         }
         all.extend(messages);
@@ -126,7 +145,11 @@ pub async fn collect(
     let end = tokio::time::Instant::now() + deadline;
     let mut all = Vec::new();
     while all.len() < n {
-        anyhow::ensure!(tokio::time::Instant::now() < end, "only {} of {n} messages on {url} after {deadline:?}", all.len());
+        anyhow::ensure!(
+            tokio::time::Instant::now() < end,
+            "only {} of {n} messages on {url} after {deadline:?}",
+            all.len()
+        );
         all.extend(drain(client, url).await?);
     }
     Ok(all)

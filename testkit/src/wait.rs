@@ -6,7 +6,12 @@ use std::{future::Future, time::Duration};
 ///
 /// # Errors
 /// When the deadline passes, naming `what`.
-pub async fn until<T, F, Fut>(what: &str, deadline: Duration, every: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn until<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    every: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,

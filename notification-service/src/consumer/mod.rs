@@ -41,12 +41,22 @@ pub async fn run(processor: Arc<Processor>, settings: PollSettings, shutdown: Ca
     let limiter = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
     let mut pollers = tokio::task::JoinSet::new();
     for _ in 0..settings.pollers.max(1) {
-        pollers.spawn(poll_loop(processor.clone(), limiter.clone(), settings, shutdown.clone()));
+        pollers.spawn(poll_loop(
+            processor.clone(),
+            limiter.clone(),
+            settings,
+            shutdown.clone(),
+        ));
     }
     while pollers.join_next().await.is_some() {}
 }
 
-async fn poll_loop(processor: Arc<Processor>, limiter: Arc<Semaphore>, settings: PollSettings, shutdown: CancellationToken) {
+async fn poll_loop(
+    processor: Arc<Processor>,
+    limiter: Arc<Semaphore>,
+    settings: PollSettings,
+    shutdown: CancellationToken,
+) {
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
         let received = tokio::select! {
@@ -119,23 +129,31 @@ pub async fn handle_batch(
 
     let mut deletes = Vec::new();
     for (message, outcome) in processed.into_iter().flatten() {
-        let Some(handle) = message.receipt_handle().map(str::to_owned) else { continue };
+        let Some(handle) = message.receipt_handle().map(str::to_owned) else {
+            continue;
+        };
         let visibility = match outcome {
             Outcome::Delete => {
                 deletes.push(handle);
                 continue;
             }
-            Outcome::DeadLetter(reason) => match processor.queue.dead_letter(&message, &reason).await {
-                Ok(()) => {
-                    metrics::counter!("notification_dead_lettered_total", "reason" => reason).increment(1);
-                    deletes.push(handle);
-                    continue;
+            Outcome::DeadLetter(reason) => {
+                match processor.queue.dead_letter(&message, &reason).await {
+                    Ok(()) => {
+                        metrics::counter!("notification_dead_lettered_total", "reason" => reason)
+                            .increment(1);
+                        deletes.push(handle);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "dead-lettering failed; the message stays"
+                        );
+                        retry_delay(settings.retry_base_delay, receive_count(&message))
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "dead-lettering failed; the message stays");
-                    retry_delay(settings.retry_base_delay, receive_count(&message))
-                }
-            },
+            }
             Outcome::Retry => retry_delay(settings.retry_base_delay, receive_count(&message)),
             Outcome::Busy(until_lease_end) => until_lease_end,
             Outcome::Release => Duration::ZERO,
@@ -147,7 +165,10 @@ pub async fn handle_batch(
     }
     if !deletes.is_empty() {
         if let Err(e) = processor.queue.delete_batch(&deletes).await {
-            tracing::warn!(error = format!("{e:#}"), "batch delete failed; redeliveries will be dedup hits");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "batch delete failed; redeliveries will be dedup hits"
+            );
         }
     }
 }

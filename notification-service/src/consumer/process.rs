@@ -59,11 +59,13 @@ impl Processor {
     pub async fn process(&self, message: &Message, event: &Envelope) -> Outcome {
         let key = event.idempotency_key.as_str();
         let message_id = email::message_id(key, &self.domain);
-        let claim = match dedup::claim(&self.pool, event, self.owner, self.lease, &message_id).await {
+        let claim = match dedup::claim(&self.pool, event, self.owner, self.lease, &message_id).await
+        {
             Ok(claim) => claim,
             Err(e) => {
                 tracing::warn!(error = %e, "claim failed (database); the message will be retried");
-                metrics::counter!("notification_transient_failures_total", "stage" => "claim").increment(1);
+                metrics::counter!("notification_transient_failures_total", "stage" => "claim")
+                    .increment(1);
                 return Outcome::Retry;
             }
         };
@@ -86,7 +88,10 @@ impl Processor {
             }
             Claim::Claimed { attempts } => {
                 if attempts > 1 {
-                    tracing::info!(delivery.attempts = attempts, "claimed a key after an expired lease or a retry");
+                    tracing::info!(
+                        delivery.attempts = attempts,
+                        "claimed a key after an expired lease or a retry"
+                    );
                 }
             }
         }
@@ -94,7 +99,11 @@ impl Processor {
 
         let mail = match email::render(event, &self.from, &message_id) {
             Ok(mail) => mail,
-            Err(e) => return self.fail_permanently(key, "invalid_recipient", &e.to_string()).await,
+            Err(e) => {
+                return self
+                    .fail_permanently(key, "invalid_recipient", &e.to_string())
+                    .await
+            }
         };
         let at_most_once = self.guarantee == DeliveryGuarantee::AtMostOnce;
         if at_most_once {
@@ -125,14 +134,17 @@ impl Processor {
             }
             Err(SendError::Transient(reason)) => {
                 tracing::warn!(error = %reason, "transient SMTP failure; will retry");
-                metrics::counter!("notification_transient_failures_total", "stage" => "smtp").increment(1);
+                metrics::counter!("notification_transient_failures_total", "stage" => "smtp")
+                    .increment(1);
                 if let Err(e) = dedup::release(&self.pool, key, self.owner, at_most_once).await {
                     // The lease then simply runs out.
                     tracing::warn!(error = %e, "could not release the lease");
                 }
                 Outcome::Retry
             }
-            Err(SendError::Permanent(reason)) => self.fail_permanently(key, "smtp_rejected", &reason).await,
+            Err(SendError::Permanent(reason)) => {
+                self.fail_permanently(key, "smtp_rejected", &reason).await
+            }
         }
     }
 
@@ -160,7 +172,12 @@ impl Processor {
 
     /// Sends while extending both the lease and the message visibility, so a send slower
     /// than either does not let a second worker start the same email.
-    async fn send_with_heartbeat(&self, message: &Message, key: &str, mail: lettre::Message) -> Result<(), SendError> {
+    async fn send_with_heartbeat(
+        &self,
+        message: &Message,
+        key: &str,
+        mail: lettre::Message,
+    ) -> Result<(), SendError> {
         let every = self.lease.min(self.visibility) / 3;
         let send = self.mailer.send(mail);
         tokio::pin!(send);

@@ -24,7 +24,11 @@ fn secs(d: Duration) -> i32 {
 impl Queue {
     /// Wraps the two queues.
     pub fn new(client: aws_sdk_sqs::Client, url: String, dlq_url: String) -> Self {
-        Self { client, url, dlq_url }
+        Self {
+            client,
+            url,
+            dlq_url,
+        }
     }
 
     /// The main queue's URL.
@@ -41,7 +45,11 @@ impl Queue {
     ///
     /// # Errors
     /// SQS errors.
-    pub async fn receive(&self, wait: Duration, visibility: Duration) -> anyhow::Result<Vec<Message>> {
+    pub async fn receive(
+        &self,
+        wait: Duration,
+        visibility: Duration,
+    ) -> anyhow::Result<Vec<Message>> {
         let out = self
             .client
             .receive_message()
@@ -84,7 +92,10 @@ impl Queue {
                 .await
                 .context("DeleteMessageBatch failed")?;
             for failed in out.failed() {
-                tracing::warn!(sqs.error = failed.code(), "a message could not be deleted; a redelivery will be a dedup hit");
+                tracing::warn!(
+                    sqs.error = failed.code(),
+                    "a message could not be deleted; a redelivery will be a dedup hit"
+                );
             }
             refused += out.failed().len();
         }
@@ -95,7 +106,11 @@ impl Queue {
     ///
     /// # Errors
     /// SQS errors (a stale receipt handle among them).
-    pub async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
@@ -116,7 +131,10 @@ impl Queue {
         let mut attributes = message.message_attributes().cloned().unwrap_or_default();
         attributes.insert(
             ATTR_DEAD_LETTER_REASON.to_owned(),
-            MessageAttributeValue::builder().data_type("String").string_value(reason).build()?,
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(reason)
+                .build()?,
         );
         self.client
             .send_message()
@@ -145,7 +163,10 @@ impl Queue {
 ///
 /// # Errors
 /// When the queue has no redrive policy or the DLQ cannot be found.
-pub async fn dlq_from_redrive_policy(client: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<String> {
+pub async fn dlq_from_redrive_policy(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> anyhow::Result<String> {
     let attributes = client
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -157,8 +178,11 @@ pub async fn dlq_from_redrive_policy(client: &aws_sdk_sqs::Client, queue_url: &s
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
         .context("The queue has no redrive policy; create it with one or set SQS_DLQ_URL")?;
-    let policy: serde_json::Value = serde_json::from_str(policy).context("Unreadable redrive policy")?;
-    let arn = policy["deadLetterTargetArn"].as_str().context("Redrive policy without deadLetterTargetArn")?;
+    let policy: serde_json::Value =
+        serde_json::from_str(policy).context("Unreadable redrive policy")?;
+    let arn = policy["deadLetterTargetArn"]
+        .as_str()
+        .context("Redrive policy without deadLetterTargetArn")?;
     let name = arn.rsplit(':').next().unwrap_or(arn);
     shared::aws::resolve_queue_url(client, None, name).await
 }

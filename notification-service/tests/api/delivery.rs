@@ -15,10 +15,16 @@ async fn an_event_becomes_exactly_one_email_with_its_message_id_and_key() {
     let mails_after = testkit::mail::for_key(&event.idempotency_key).expect("read");
     assert_eq!(mails_after.len(), 1);
     let mail = &mails[0];
-    assert_eq!(mail.message_id.as_deref(), Some(message_id(&event.idempotency_key, "example.com").as_str()));
+    assert_eq!(
+        mail.message_id.as_deref(),
+        Some(message_id(&event.idempotency_key, "example.com").as_str())
+    );
     assert_eq!(mail.to.as_deref(), Some(event.data.customer_email.as_str()));
     assert_eq!(mail.subject.as_deref(), Some("Payment received: 12.50 USD"));
-    assert_eq!(consumer.delivery(&event.idempotency_key).await, Some(("sent".into(), 1)));
+    assert_eq!(
+        consumer.delivery(&event.idempotency_key).await,
+        Some(("sent".into(), 1))
+    );
     consumer.stop().await;
 }
 
@@ -30,8 +36,16 @@ async fn duplicate_deliveries_even_in_one_batch_send_one_email() {
     wait_for_emails(&event.idempotency_key, 1).await;
     consumer.send_copies(&event, 2).await;
     consumer.wait_drained().await;
-    assert_eq!(testkit::mail::for_key(&event.idempotency_key).expect("read").len(), 1);
-    assert_eq!(consumer.delivery(&event.idempotency_key).await, Some(("sent".into(), 1)));
+    assert_eq!(
+        testkit::mail::for_key(&event.idempotency_key)
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(
+        consumer.delivery(&event.idempotency_key).await,
+        Some(("sent".into(), 1))
+    );
     consumer.stop().await;
 }
 
@@ -44,7 +58,14 @@ async fn many_events_each_become_one_email() {
     }
     consumer.wait_drained().await;
     for e in &events {
-        assert_eq!(testkit::mail::for_key(&e.idempotency_key).expect("read").len(), 1, "{}", e.idempotency_key);
+        assert_eq!(
+            testkit::mail::for_key(&e.idempotency_key)
+                .expect("read")
+                .len(),
+            1,
+            "{}",
+            e.idempotency_key
+        );
     }
     consumer.stop().await;
 }
@@ -56,8 +77,16 @@ async fn at_most_once_mode_also_sends_one_email() {
     consumer.send_copies(&event, 3).await;
     wait_for_emails(&event.idempotency_key, 1).await;
     consumer.wait_drained().await;
-    assert_eq!(testkit::mail::for_key(&event.idempotency_key).expect("read").len(), 1);
-    assert_eq!(consumer.delivery(&event.idempotency_key).await, Some(("sent".into(), 1)));
+    assert_eq!(
+        testkit::mail::for_key(&event.idempotency_key)
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(
+        consumer.delivery(&event.idempotency_key).await,
+        Some(("sent".into(), 1))
+    );
     consumer.stop().await;
 }
 
@@ -65,18 +94,38 @@ async fn at_most_once_mode_also_sends_one_email() {
 async fn probes_and_metrics_answer() {
     let consumer = spawn_consumer(5, &[]).await;
     let http = reqwest::Client::new();
-    let ready = http.get(format!("{}/readyz", consumer.health)).send().await.expect("sent");
+    let ready = http
+        .get(format!("{}/readyz", consumer.health))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), StatusCode::OK);
     let event = event();
     consumer.send_copies(&event, 2).await;
     consumer.wait_drained().await;
-    let metrics = http.get(format!("{}/metrics", consumer.health)).send().await.expect("sent").text().await.expect("text");
-    assert!(metrics.contains("notification_emails_sent_total"), "{metrics}");
-    assert!(metrics.contains("notification_dedup_hits_total"), "{metrics}");
-    let live = tokio::time::timeout(Duration::from_secs(2), http.get(format!("{}/healthz", consumer.health)).send())
+    let metrics = http
+        .get(format!("{}/metrics", consumer.health))
+        .send()
         .await
-        .expect("answers")
-        .expect("sent");
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("notification_emails_sent_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("notification_dedup_hits_total"),
+        "{metrics}"
+    );
+    let live = tokio::time::timeout(
+        Duration::from_secs(2),
+        http.get(format!("{}/healthz", consumer.health)).send(),
+    )
+    .await
+    .expect("answers")
+    .expect("sent");
     assert_eq!(live.status(), StatusCode::OK);
     consumer.stop().await;
 }

@@ -2,8 +2,14 @@ use std::{collections::HashMap, time::Duration};
 
 use crate::helpers::{event_to, spawn_consumer};
 
-async fn dlq_reasons(sqs: &aws_sdk_sqs::Client, dlq: &str, n: usize) -> Vec<(String, Option<String>)> {
-    let messages = testkit::sqs::collect(sqs, dlq, n, Duration::from_secs(30)).await.expect("dead letters");
+async fn dlq_reasons(
+    sqs: &aws_sdk_sqs::Client,
+    dlq: &str,
+    n: usize,
+) -> Vec<(String, Option<String>)> {
+    let messages = testkit::sqs::collect(sqs, dlq, n, Duration::from_secs(30))
+        .await
+        .expect("dead letters");
     messages
         .iter()
         .map(|m| {
@@ -25,8 +31,15 @@ async fn poison_messages_go_to_the_dlq_with_a_reason_and_nothing_is_sent() {
     for body in ["not json at all", v2, other] {
         consumer.send_raw(body).await;
     }
-    let reasons: HashMap<String, Option<String>> = dlq_reasons(&consumer.sqs, &consumer.queue.dlq_url, 3).await.into_iter().collect();
-    assert_eq!(reasons["not json at all"].as_deref(), Some("malformed_body"));
+    let reasons: HashMap<String, Option<String>> =
+        dlq_reasons(&consumer.sqs, &consumer.queue.dlq_url, 3)
+            .await
+            .into_iter()
+            .collect();
+    assert_eq!(
+        reasons["not json at all"].as_deref(),
+        Some("malformed_body")
+    );
     assert_eq!(reasons[v2].as_deref(), Some("unsupported_version"));
     assert_eq!(reasons[other].as_deref(), Some("unknown_event_type"));
     consumer.wait_drained().await;
@@ -41,11 +54,16 @@ async fn a_permanent_smtp_rejection_is_dead_lettered_and_recorded_failed() {
     let dead = dlq_reasons(&consumer.sqs, &consumer.queue.dlq_url, 1).await;
     assert_eq!(dead[0].1.as_deref(), Some("smtp_rejected"));
     consumer.wait_drained().await;
-    assert_eq!(consumer.delivery(&event.idempotency_key).await.map(|d| d.0), Some("failed".into()));
+    assert_eq!(
+        consumer.delivery(&event.idempotency_key).await.map(|d| d.0),
+        Some("failed".into())
+    );
     // A later copy of the same event is not retried.
     consumer.send_copies(&event, 1).await;
     consumer.wait_drained().await;
-    assert!(testkit::mail::for_key(&event.idempotency_key).expect("read").is_empty());
+    assert!(testkit::mail::for_key(&event.idempotency_key)
+        .expect("read")
+        .is_empty());
     consumer.stop().await;
 }
 
@@ -57,17 +75,26 @@ async fn a_temporary_smtp_failure_is_retried_then_redriven_to_the_dlq() {
     // SQS's redrive policy moves it after three receives: no reason attribute of ours.
     let dead = dlq_reasons(&consumer.sqs, &consumer.queue.dlq_url, 1).await;
     assert_eq!(dead[0].1, None);
-    let (state, attempts) = consumer.delivery(&event.idempotency_key).await.expect("row");
+    let (state, attempts) = consumer
+        .delivery(&event.idempotency_key)
+        .await
+        .expect("row");
     assert_eq!(state, "sending");
     assert_eq!(attempts, 3, "one claim per receive");
-    assert!(testkit::mail::for_key(&event.idempotency_key).expect("read").is_empty());
+    assert!(testkit::mail::for_key(&event.idempotency_key)
+        .expect("read")
+        .is_empty());
     consumer.stop().await;
 }
 
 #[tokio::test]
 async fn the_dlq_is_found_from_the_redrive_policy() {
     let sqs = testkit::sqs::client().await;
-    let pair = testkit::sqs::create_pair(&sqs, "redrive", 5).await.expect("queues");
-    let found = notification_service::consumer::dlq_from_redrive_policy(&sqs, &pair.url).await.expect("found");
+    let pair = testkit::sqs::create_pair(&sqs, "redrive", 5)
+        .await
+        .expect("queues");
+    let found = notification_service::consumer::dlq_from_redrive_policy(&sqs, &pair.url)
+        .await
+        .expect("found");
     assert_eq!(found, pair.dlq_url);
 }

@@ -29,7 +29,9 @@ pub async fn spawn_consumer(max_receive_count: u32, extra: &[&str]) -> TestConsu
     }
     let db = testkit::db::fresh("notifications");
     let sqs = testkit::sqs::client().await;
-    let queue = testkit::sqs::create_pair(&sqs, "notify", max_receive_count).await.expect("queues");
+    let queue = testkit::sqs::create_pair(&sqs, "notify", max_receive_count)
+        .await
+        .expect("queues");
     let mut args = vec![
         "notification-service".to_owned(),
         format!("--database-url={}", db.url),
@@ -37,7 +39,10 @@ pub async fn spawn_consumer(max_receive_count: u32, extra: &[&str]) -> TestConsu
         format!("--sqs-queue-url={}", queue.url),
         // Explicit, so the stack's own SQS_DLQ_URL in the environment cannot leak in.
         format!("--sqs-dlq-url={}", queue.dlq_url),
-        format!("--aws-endpoint-url={}", testkit::stack_var("AWS_ENDPOINT_URL")),
+        format!(
+            "--aws-endpoint-url={}",
+            testkit::stack_var("AWS_ENDPOINT_URL")
+        ),
         format!("--smtp-url={}", testkit::stack_var("TEST_SMTP_URL")),
         "--retry-base-delay=200ms".to_owned(),
         // A copy that finds another worker's live lease waits for the lease end: keep
@@ -47,12 +52,22 @@ pub async fn spawn_consumer(max_receive_count: u32, extra: &[&str]) -> TestConsu
         "--log-format=pretty".to_owned(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let app = Application::build(Settings::parse_from(args)).await.expect("app builds");
+    let app = Application::build(Settings::parse_from(args))
+        .await
+        .expect("app builds");
     let health = format!("http://127.0.0.1:{}", app.health_port());
     let pool = PgPool::connect(&db.url).await.expect("test pool");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestConsumer { pool, db, queue, sqs, health, shutdown, task }
+    TestConsumer {
+        pool,
+        db,
+        queue,
+        sqs,
+        health,
+        shutdown,
+        task,
+    }
 }
 
 /// A payment event for a fresh charge id, to `email`.
@@ -78,7 +93,13 @@ pub fn event() -> Envelope {
 impl TestConsumer {
     /// Puts a raw body on the queue.
     pub async fn send_raw(&self, body: &str) {
-        self.sqs.send_message().queue_url(&self.queue.url).message_body(body).send().await.expect("sent");
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue.url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("sent");
     }
 
     /// Puts `copies` copies of the event on the queue in one batch (as a duplicate
@@ -137,9 +158,12 @@ impl TestConsumer {
 /// Waits until exactly `n` emails for `key` have arrived, then checks no more come
 /// while the queue is drained.
 pub async fn wait_for_emails(key: &str, n: usize) -> Vec<testkit::mail::ReceivedMail> {
-    testkit::wait::until(&format!("{n} email(s) for {key}"), Duration::from_secs(30), Duration::from_millis(50), || async {
-        testkit::mail::for_key(key).ok().filter(|m| m.len() >= n)
-    })
+    testkit::wait::until(
+        &format!("{n} email(s) for {key}"),
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async { testkit::mail::for_key(key).ok().filter(|m| m.len() >= n) },
+    )
     .await
     .expect("emails arrive")
 }

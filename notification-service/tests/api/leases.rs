@@ -16,7 +16,9 @@ async fn a_key_already_sent_is_a_dedup_hit_without_an_email() {
     .expect("seeded");
     consumer.send_copies(&event, 1).await;
     consumer.wait_drained().await;
-    assert!(testkit::mail::for_key(&event.idempotency_key).expect("read").is_empty());
+    assert!(testkit::mail::for_key(&event.idempotency_key)
+        .expect("read")
+        .is_empty());
     consumer.stop().await;
 }
 
@@ -39,9 +41,21 @@ async fn a_live_lease_of_another_worker_holds_the_send_until_it_expires() {
     consumer.send_copies(&event, 1).await;
     let mails = wait_for_emails(&event.idempotency_key, 1).await;
     let received_at = mails[0].received_at.expect("stamped");
-    assert!(received_at >= lease_end, "sent {:.3}s before the lease ended", lease_end - received_at);
+    assert!(
+        received_at >= lease_end,
+        "sent {:.3}s before the lease ended",
+        lease_end - received_at
+    );
     consumer.wait_drained().await;
-    assert_eq!(testkit::mail::for_key(&event.idempotency_key).expect("read").len(), 1);
-    assert_eq!(consumer.delivery(&event.idempotency_key).await, Some(("sent".into(), 2)));
+    assert_eq!(
+        testkit::mail::for_key(&event.idempotency_key)
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(
+        consumer.delivery(&event.idempotency_key).await,
+        Some(("sent".into(), 2))
+    );
     consumer.stop().await;
 }

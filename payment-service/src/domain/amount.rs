@@ -19,7 +19,10 @@ impl Amount {
             Err(ValidationError::new(
                 "amount_invalid",
                 "amount",
-                format!("amount must be an integer number of minor units between 1 and {}", Self::MAX),
+                format!(
+                    "amount must be an integer number of minor units between 1 and {}",
+                    Self::MAX
+                ),
             ))
         }
     }
@@ -43,7 +46,11 @@ mod tests {
     #[test]
     fn zero_negative_and_oversized_amounts_are_rejected() {
         for raw in [0, -5, Amount::MAX + 1, i64::MAX] {
-            assert_eq!(Amount::parse(raw).map_err(|e| e.code), Err("amount_invalid"), "{raw}");
+            assert_eq!(
+                Amount::parse(raw).map_err(|e| e.code),
+                Err("amount_invalid"),
+                "{raw}"
+            );
         }
     }
 }

@@ -32,14 +32,24 @@ mod tests {
 
     #[test]
     fn iso_codes_in_any_case_become_lower_case() {
-        assert_eq!(Currency::parse("USD").map(|c| c.as_str().to_owned()), Ok("usd".into()));
-        assert_eq!(Currency::parse("eur").map(|c| c.as_str().to_owned()), Ok("eur".into()));
+        assert_eq!(
+            Currency::parse("USD").map(|c| c.as_str().to_owned()),
+            Ok("usd".into())
+        );
+        assert_eq!(
+            Currency::parse("eur").map(|c| c.as_str().to_owned()),
+            Ok("eur".into())
+        );
     }
 
     #[test]
     fn unknown_codes_are_rejected() {
         for raw in ["", "us", "usdd", "xyz", "💵"] {
-            assert_eq!(Currency::parse(raw).map_err(|e| e.code), Err("currency_invalid"), "{raw}");
+            assert_eq!(
+                Currency::parse(raw).map_err(|e| e.code),
+                Err("currency_invalid"),
+                "{raw}"
+            );
         }
     }
 }

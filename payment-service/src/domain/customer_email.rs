@@ -59,8 +59,19 @@ mod tests {
     #[test]
     fn invalid_addresses_are_rejected() {
         let long = format!("{}@example.com", "a".repeat(250));
-        for raw in ["", "jane", "jane@", "@example.com", "Jane <jane@example.com>", long.as_str()] {
-            assert_eq!(CustomerEmail::parse(raw).map_err(|e| e.code), Err("customer_email_invalid"), "{raw}");
+        for raw in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "Jane <jane@example.com>",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                CustomerEmail::parse(raw).map_err(|e| e.code),
+                Err("customer_email_invalid"),
+                "{raw}"
+            );
         }
     }
 

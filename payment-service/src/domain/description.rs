@@ -17,7 +17,10 @@ impl Description {
             return Err(ValidationError::new(
                 "description_invalid",
                 "description",
-                format!("description must be at most {} characters, without control characters", Self::MAX_CHARS),
+                format!(
+                    "description must be at most {} characters, without control characters",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))

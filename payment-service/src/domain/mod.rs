@@ -29,6 +29,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub(crate) fn new(code: &'static str, param: &'static str, message: impl Into<String>) -> Self {
-        Self { code, param, message: message.into() }
+        Self {
+            code,
+            param,
+            message: message.into(),
+        }
     }
 }

@@ -41,7 +41,11 @@ impl NewCharge {
             amount: Amount::parse(request.amount)?,
             currency: Currency::parse(&request.currency)?,
             customer_email: CustomerEmail::parse(&request.customer_email)?,
-            description: request.description.as_deref().map(Description::parse).transpose()?,
+            description: request
+                .description
+                .as_deref()
+                .map(Description::parse)
+                .transpose()?,
         })
     }
 

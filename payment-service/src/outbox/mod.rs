@@ -38,13 +38,15 @@ pub async fn enqueue(
     traceparent: &str,
 ) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("INSERT INTO outbox (event_id, charge_id, payload, traceparent) VALUES ($1, $2, $3, $4)")
-        .bind(event.event_id)
-        .bind(&event.data.charge_id)
-        .bind(payload)
-        .bind(traceparent)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, charge_id, payload, traceparent) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(event.event_id)
+    .bind(&event.data.charge_id)
+    .bind(payload)
+    .bind(traceparent)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -64,7 +66,10 @@ pub(crate) async fn claim_due(
     .await
 }
 
-pub(crate) async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+pub(crate) async fn mark_published(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE outbox SET published_at = now(), last_error = NULL WHERE id = ANY($1)")
         .bind(ids)
         .execute(conn)
@@ -95,7 +100,11 @@ pub(crate) async fn schedule_retry(
 ///
 /// # Errors
 /// Database errors.
-pub async fn purge_published(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, sqlx::Error> {
+pub async fn purge_published(
+    pool: &PgPool,
+    retention: Duration,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM outbox WHERE id IN (
              SELECT id FROM outbox

@@ -44,7 +44,10 @@ impl SqsPublisher {
 }
 
 fn string_attribute(value: &str) -> anyhow::Result<MessageAttributeValue> {
-    Ok(MessageAttributeValue::builder().data_type("String").string_value(value).build()?)
+    Ok(MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()?)
 }
 
 impl Publisher for SqsPublisher {

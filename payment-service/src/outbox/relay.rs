@@ -10,9 +10,9 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use shared::shutdown::CancellationToken;
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use shared::shutdown::CancellationToken;
 
 use super::{claim_due, mark_published, schedule_retry, Publisher, MAX_BATCH};
 
@@ -71,9 +71,18 @@ impl<P: Publisher> Relay<P> {
 ///
 /// # Errors
 /// Database errors; a failed publish is not an error (the rows are rescheduled).
-pub async fn relay_once<P: Publisher>(pool: &PgPool, publisher: &P, limit: i64) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await.context("Failed to begin the relay transaction")?;
-    let batch = claim_due(&mut tx, limit).await.context("Failed to claim outbox rows")?;
+pub async fn relay_once<P: Publisher>(
+    pool: &PgPool,
+    publisher: &P,
+    limit: i64,
+) -> anyhow::Result<usize> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("Failed to begin the relay transaction")?;
+    let batch = claim_due(&mut tx, limit)
+        .await
+        .context("Failed to claim outbox rows")?;
     if batch.is_empty() {
         return Ok(0);
     }
@@ -84,7 +93,10 @@ pub async fn relay_once<P: Publisher>(pool: &PgPool, publisher: &P, limit: i64) 
             tracing::warn!(error = %reason, batch.size = batch.len(), "publish failed; will retry");
             batch
                 .iter()
-                .map(|m| super::PublishFailure { id: m.id, reason: reason.clone() })
+                .map(|m| super::PublishFailure {
+                    id: m.id,
+                    reason: reason.clone(),
+                })
                 .collect()
         }
     };
@@ -93,15 +105,23 @@ pub async fn relay_once<P: Publisher>(pool: &PgPool, publisher: &P, limit: i64) 
         .map(|m| m.id)
         .filter(|id| !failures.iter().any(|f| f.id == *id))
         .collect();
-    mark_published(&mut tx, &published).await.context("Failed to mark rows published")?;
+    mark_published(&mut tx, &published)
+        .await
+        .context("Failed to mark rows published")?;
     for failure in &failures {
         schedule_retry(&mut tx, failure.id, &failure.reason)
             .await
             .context("Failed to reschedule an outbox row")?;
     }
-    tx.commit().await.context("Failed to commit the relay transaction")?;
+    tx.commit()
+        .await
+        .context("Failed to commit the relay transaction")?;
     if !failures.is_empty() {
-        tracing::warn!(published = published.len(), failed = failures.len(), "some outbox entries were not accepted; rescheduled");
+        tracing::warn!(
+            published = published.len(),
+            failed = failures.len(),
+            "some outbox entries were not accepted; rescheduled"
+        );
     }
     Ok(batch.len())
 }

@@ -64,7 +64,9 @@ async fn create_charge(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = headers.get("idempotency-key").ok_or(ApiError::IdempotencyKeyMissing)?;
+    let key = headers
+        .get("idempotency-key")
+        .ok_or(ApiError::IdempotencyKeyMissing)?;
     let key = IdempotencyKey::parse(key.to_str().unwrap_or_default())?;
     let request: ChargeRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
@@ -150,7 +152,9 @@ async fn get_charge(
     .bind(&caller.id)
     .fetch_optional(&state.pool)
     .await?;
-    charge.map(|c| Json(c.to_json())).ok_or(ApiError::ChargeNotFound)
+    charge
+        .map(|c| Json(c.to_json()))
+        .ok_or(ApiError::ChargeNotFound)
 }
 
 /// The W3C trace context the event carries: the caller's `traceparent` when it sent a
@@ -172,7 +176,10 @@ fn traceparent(headers: &HeaderMap) -> String {
 fn is_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
     parts.len() == 4
-        && [2, 32, 16, 2].iter().zip(&parts).all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && [2, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

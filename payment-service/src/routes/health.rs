@@ -12,7 +12,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -20,15 +22,24 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let database =
+        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
     let queue = tokio::time::timeout(
         PROBE_TIMEOUT,
-        state.sqs.get_queue_attributes().queue_url(&state.queue_url).send(),
+        state
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&state.queue_url)
+            .send(),
     )
     .await
     .is_ok_and(|r| r.is_ok());
-    let status = if database && queue { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database && queue {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"database": database, "queue": queue})))
 }

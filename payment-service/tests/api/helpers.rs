@@ -45,13 +45,26 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let db = testkit::db::fresh("payments");
     let sqs = testkit::sqs::client().await;
-    let queue = testkit::sqs::create_pair(&sqs, "payments", 5).await.expect("queue created");
-    let app = Application::build(settings(&db, &queue, extra)).await.expect("app builds");
+    let queue = testkit::sqs::create_pair(&sqs, "payments", 5)
+        .await
+        .expect("queue created");
+    let app = Application::build(settings(&db, &queue, extra))
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestApp { address, pool, db, queue, sqs, http: reqwest::Client::new(), shutdown, server }
+    TestApp {
+        address,
+        pool,
+        db,
+        queue,
+        sqs,
+        http: reqwest::Client::new(),
+        shutdown,
+        server,
+    }
 }
 
 pub fn charge_body(amount: i64) -> Value {
@@ -85,7 +98,10 @@ impl TestApp {
     /// Stops the service (as SIGTERM would) and drops the database.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.server.await.expect("server task").expect("clean shutdown");
+        self.server
+            .await
+            .expect("server task")
+            .expect("clean shutdown");
         self.db.drop_database().await.expect("database dropped");
     }
 }
@@ -93,5 +109,11 @@ impl TestApp {
 pub async fn error_code(response: Response) -> (StatusCode, String) {
     let status = response.status();
     let body: Value = response.json().await.expect("json body");
-    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }

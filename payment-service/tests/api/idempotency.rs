@@ -14,7 +14,13 @@ async fn a_retry_with_the_same_key_and_body_replays_the_first_response() {
 
     let again = app.post_charge(Some("order-7"), &charge_body(700)).await;
     assert_eq!(again.status(), StatusCode::CREATED);
-    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
     assert_eq!(again.json::<Value>().await.expect("json"), first);
     assert_eq!(app.count("charges").await, 1);
     assert_eq!(app.count("outbox").await, 1);
@@ -24,9 +30,18 @@ async fn a_retry_with_the_same_key_and_body_replays_the_first_response() {
 #[tokio::test]
 async fn the_same_key_with_a_different_body_is_rejected() {
     let app = spawn_app().await;
-    assert_eq!(app.post_charge(Some("k"), &charge_body(100)).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.post_charge(Some("k"), &charge_body(100)).await.status(),
+        StatusCode::CREATED
+    );
     let reused = app.post_charge(Some("k"), &charge_body(200)).await;
-    assert_eq!(error_code(reused).await, (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused".into()));
+    assert_eq!(
+        error_code(reused).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused".into()
+        )
+    );
     assert_eq!(app.count("charges").await, 1);
     app.stop().await;
 }
@@ -34,8 +49,15 @@ async fn the_same_key_with_a_different_body_is_rejected() {
 #[tokio::test]
 async fn keys_are_scoped_to_the_api_key() {
     let app = spawn_app().await;
-    assert_eq!(app.post_charge(Some("shared-key"), &charge_body(100)).await.status(), StatusCode::CREATED);
-    let other = app.post_charge_as(OTHER_API_KEY, Some("shared-key"), &charge_body(100)).await;
+    assert_eq!(
+        app.post_charge(Some("shared-key"), &charge_body(100))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let other = app
+        .post_charge_as(OTHER_API_KEY, Some("shared-key"), &charge_body(100))
+        .await;
     assert_eq!(other.status(), StatusCode::CREATED);
     assert!(other.headers().get("idempotent-replayed").is_none());
     assert_eq!(app.count("charges").await, 2);
@@ -72,7 +94,12 @@ async fn concurrent_requests_with_one_key_create_one_charge() {
 #[tokio::test]
 async fn expired_keys_are_forgotten_and_reaped() {
     let app = spawn_app_with(&["--idempotency-key-retention=1s"]).await;
-    assert_eq!(app.post_charge(Some("old"), &charge_body(100)).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.post_charge(Some("old"), &charge_body(100))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
     sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '1 hour'")
         .execute(&app.pool)
         .await
@@ -87,9 +114,13 @@ async fn expired_keys_are_forgotten_and_reaped() {
         .execute(&app.pool)
         .await
         .expect("aged");
-    let (keys, _) = payment_service::reaper::reap_once(&app.pool, std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600))
-        .await
-        .expect("reaped");
+    let (keys, _) = payment_service::reaper::reap_once(
+        &app.pool,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .expect("reaped");
     assert_eq!(keys, 1);
     assert_eq!(app.count("idempotency_keys").await, 0);
     app.stop().await;

@@ -1,8 +1,4 @@
-use std::{
-    collections::HashSet,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use payment_service::{
     outbox::{self, relay_once, PendingMessage, PublishFailure, Publisher},
@@ -23,7 +19,9 @@ async fn committed_charges_reach_the_queue_and_are_marked_published() {
     let app = spawn_app().await;
     let mut charge_ids = HashSet::new();
     for i in 0..3 {
-        let r = app.post_charge(Some(&format!("k{i}")), &charge_body(100 + i)).await;
+        let r = app
+            .post_charge(Some(&format!("k{i}")), &charge_body(100 + i))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let body: Value = r.json().await.expect("json");
         charge_ids.insert(body["id"].as_str().expect("id").to_owned());
@@ -31,19 +29,31 @@ async fn committed_charges_reach_the_queue_and_are_marked_published() {
     let messages = testkit::sqs::collect(&app.sqs, &app.queue.url, 3, Duration::from_secs(15))
         .await
         .expect("messages arrive");
-    let events: Vec<Envelope> = messages.iter().map(|m| decode(m.body().unwrap_or_default()).expect("valid event")).collect();
+    let events: Vec<Envelope> = messages
+        .iter()
+        .map(|m| decode(m.body().unwrap_or_default()).expect("valid event"))
+        .collect();
     let got: HashSet<String> = events.iter().map(|e| e.data.charge_id.clone()).collect();
     assert_eq!(got, charge_ids);
     for (m, e) in messages.iter().zip(&events) {
-        assert_eq!(e.idempotency_key, format!("{}:confirmation_email:v1", e.data.charge_id));
+        assert_eq!(
+            e.idempotency_key,
+            format!("{}:confirmation_email:v1", e.data.charge_id)
+        );
         let attrs = m.message_attributes().expect("attributes");
-        assert_eq!(attrs["event_type"].string_value(), Some("payment.succeeded"));
-        assert!(attrs["traceparent"].string_value().is_some_and(|t| t.starts_with("00-")));
+        assert_eq!(
+            attrs["event_type"].string_value(),
+            Some("payment.succeeded")
+        );
+        assert!(attrs["traceparent"]
+            .string_value()
+            .is_some_and(|t| t.starts_with("00-")));
     }
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
     assert_eq!(unpublished, 0);
     app.stop().await;
 }
@@ -64,7 +74,10 @@ impl Publisher for FlakyPublisher {
         let mut failures = Vec::new();
         for m in batch {
             if fail.remove(&m.id) {
-                failures.push(PublishFailure { id: m.id, reason: "InternalError: try again".into() });
+                failures.push(PublishFailure {
+                    id: m.id,
+                    reason: "InternalError: try again".into(),
+                });
             } else {
                 self.published.lock().expect("lock").push(m.id);
             }
@@ -75,8 +88,13 @@ impl Publisher for FlakyPublisher {
 
 async fn outbox_pool() -> (PgPool, testkit::db::TestDatabase) {
     let db = testkit::db::fresh("relay");
-    let settings = PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(5) };
-    let pool = connect_and_migrate(&db.url, settings, &MIGRATOR).await.expect("migrated");
+    let settings = PoolSettings {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let pool = connect_and_migrate(&db.url, settings, &MIGRATOR)
+        .await
+        .expect("migrated");
     (pool, db)
 }
 
@@ -94,12 +112,19 @@ async fn enqueue_events(pool: &PgPool, n: usize) -> Vec<i64> {
                 description: None,
             },
         );
-        outbox::enqueue(&mut tx, &event, "00-00000000000000000000000000000001-0000000000000001-01")
-            .await
-            .expect("enqueued");
+        outbox::enqueue(
+            &mut tx,
+            &event,
+            "00-00000000000000000000000000000001-0000000000000001-01",
+        )
+        .await
+        .expect("enqueued");
     }
     tx.commit().await.expect("commit");
-    sqlx::query_scalar("SELECT id FROM outbox ORDER BY id").fetch_all(pool).await.expect("ids")
+    sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .expect("ids")
 }
 
 async fn unpublished(pool: &PgPool) -> Vec<(i64, i32)> {
@@ -122,7 +147,10 @@ async fn entries_refused_inside_an_accepted_batch_are_retried_not_dropped() {
     assert_eq!(unpublished(&pool).await, vec![(ids[1], 1)]);
     // Backed off: not due yet, so an immediate pass leaves it alone.
     assert_eq!(relay_once(&pool, &publisher, 10).await.expect("pass"), 0);
-    sqlx::query("UPDATE outbox SET next_attempt_at = now()").execute(&pool).await.expect("due");
+    sqlx::query("UPDATE outbox SET next_attempt_at = now()")
+        .execute(&pool)
+        .await
+        .expect("due");
     assert_eq!(relay_once(&pool, &publisher, 10).await.expect("pass"), 1);
     assert!(unpublished(&pool).await.is_empty());
     let mut published = publisher.published.lock().expect("lock").clone();
@@ -160,7 +188,16 @@ async fn a_row_no_signal_announced_is_published_by_the_sweep() {
     let messages = testkit::sqs::collect(&app.sqs, &app.queue.url, 1, Duration::from_secs(10))
         .await
         .expect("swept and published");
-    assert_eq!(decode(messages[0].body().unwrap_or_default()).expect("event").data.charge_id, "ch_test0");
-    assert!(unpublished(&app.pool).await.iter().all(|(id, _)| *id != ids[0]));
+    assert_eq!(
+        decode(messages[0].body().unwrap_or_default())
+            .expect("event")
+            .data
+            .charge_id,
+        "ch_test0"
+    );
+    assert!(unpublished(&app.pool)
+        .await
+        .iter()
+        .all(|(id, _)| *id != ids[0]));
     app.stop().await;
 }
