@@ -10,6 +10,13 @@ Faults are chosen per message by the recipient's local part, so one test can
 trigger them without reconfiguring the server:
   reject5xx...@    -> `550 5.1.1 rejected` at RCPT (a permanent failure)
   tempfail4xx...@  -> `451 4.3.0 try again later` at DATA (transient; not stored)
+The chaos suite's faults hit only the first attempt of each Message-ID, so a
+correct client recovers by retrying:
+  flaky4xx...@     -> first attempt: `451` at DATA, not stored
+  flaky421...@     -> first attempt: `421` at DATA and the connection is closed
+  lostreply...@    -> first attempt: the message IS stored, then the connection
+                      is dropped before the reply (the client cannot know)
+  slow<ms>-...@    -> every attempt: the reply to DATA waits <ms> milliseconds
 Everything else gets `250 OK`.
 
 One log line per message on stderr, never with an address (no customer emails
@@ -32,6 +39,10 @@ from aiosmtpd.smtp import SMTP
 
 REJECT_PREFIX = "reject5xx"
 TEMPFAIL_PREFIX = "tempfail4xx"
+FLAKY_4XX_PREFIX = "flaky4xx"
+FLAKY_421_PREFIX = "flaky421"
+LOST_REPLY_PREFIX = "lostreply"
+SLOW_PREFIX = "slow"
 
 
 def log(msg):
@@ -60,6 +71,8 @@ class MaildirSink:
         os.makedirs(self.new, exist_ok=True)
         os.makedirs(os.path.join(maildir, "cur"), exist_ok=True)
         self.counter = itertools.count(1)
+        # DATA attempts seen per Message-ID, for the first-attempt-only faults.
+        self.attempts = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if local_part(address).startswith(REJECT_PREFIX):
@@ -75,6 +88,24 @@ class MaildirSink:
             log(f"tempfail 451 at DATA message_id={header_value(raw, 'Message-ID')}")
             return "451 4.3.0 try again later"
 
+        locals_ = [local_part(a) for a in envelope.rcpt_tos]
+        message_id = header_value(raw, "Message-ID")
+        attempt = self.attempts.get(message_id, 0) + 1
+        self.attempts[message_id] = attempt
+        first = attempt == 1
+        if first and any(l.startswith(FLAKY_4XX_PREFIX) for l in locals_):
+            log(f"flaky 451 at DATA message_id={message_id}")
+            return "451 4.3.0 try again later"
+        if first and any(l.startswith(FLAKY_421_PREFIX) for l in locals_):
+            log(f"flaky 421 and disconnect at DATA message_id={message_id}")
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.3.2 closing connection"
+        for l in locals_:
+            if l.startswith(SLOW_PREFIX) and l[len(SLOW_PREFIX):].split("-", 1)[0].isdigit():
+                await asyncio.sleep(int(l[len(SLOW_PREFIX):].split("-", 1)[0]) / 1000)
+                received_at = time.time()
+        lose_reply = first and any(l.startswith(LOST_REPLY_PREFIX) for l in locals_)
+
         # Keep the message's own line ending style for the added header.
         eol = b"\r\n" if b"\r\n" in raw else b"\n"
         data = b"X-Received-At: %.6f" % received_at + eol + raw
@@ -86,8 +117,11 @@ class MaildirSink:
         os.rename(tmp_path, os.path.join(self.new, name))
         log(
             f"accepted file={name} bytes={len(raw)} rcpts={len(envelope.rcpt_tos)} "
-            f"message_id={header_value(raw, 'Message-ID')}"
+            f"message_id={message_id} attempt={attempt}"
         )
+        if lose_reply:
+            log(f"stored, dropping the connection before the reply message_id={message_id}")
+            server.transport.abort()
         return "250 OK"
 
 

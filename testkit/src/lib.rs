@@ -8,6 +8,7 @@
 pub mod db;
 pub mod mail;
 pub mod process;
+pub mod proxy;
 pub mod sqs;
 pub mod system;
 pub mod wait;

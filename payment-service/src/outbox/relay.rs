@@ -100,6 +100,7 @@ pub async fn relay_once<P: Publisher>(
                 .collect()
         }
     };
+    shared::chaos::crash_point("after_publish_before_mark");
     let published: Vec<i64> = batch
         .iter()
         .map(|m| m.id)

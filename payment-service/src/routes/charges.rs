@@ -104,6 +104,7 @@ async fn create_charge(
     };
     idempotency::save(&mut tx, &caller, &key, &response, &created.id).await?;
     tx.commit().await?;
+    shared::chaos::crash_point("after_commit_before_publish");
     // Publishing never happens inside the transaction: wake the relay instead.
     state.relay_signal.notify_one();
     tracing::info!(charge.id = %created.id, charge.amount = created.amount, "charge created");
