@@ -5,6 +5,7 @@
 //! The stack's addresses come from the environment `scripts/with-test-stack.sh` sets:
 //! `AWS_ENDPOINT_URL`, `TEST_DATABASE_URL`, `TEST_SMTP_URL`, `TEST_SMTP_MAILDIR`.
 
+pub mod chaos;
 pub mod db;
 pub mod mail;
 pub mod process;

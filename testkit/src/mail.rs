@@ -38,21 +38,22 @@ pub fn all() -> anyhow::Result<Vec<ReceivedMail>> {
         if path.extension().is_none_or(|e| e != "eml") {
             continue;
         }
-        let raw = std::fs::read(&path)?;
-        let (headers, _) = mailparse::parse_headers(&raw)?;
-        let get = |name: &str| {
-            use mailparse::MailHeaderMap;
-            headers.get_first_value(name)
-        };
-        mails.push(ReceivedMail {
-            message_id: get("Message-ID"),
-            idempotency_key: get("X-Idempotency-Key"),
-            to: get("To"),
-            subject: get("Subject"),
-            received_at: get("X-Received-At").and_then(|v| v.trim().parse().ok()),
-        });
+        mails.push(parse(&std::fs::read(&path)?)?);
     }
     Ok(mails)
+}
+
+fn parse(raw: &[u8]) -> anyhow::Result<ReceivedMail> {
+    use mailparse::MailHeaderMap;
+    let (headers, _) = mailparse::parse_headers(raw)?;
+    let get = |name: &str| headers.get_first_value(name);
+    Ok(ReceivedMail {
+        message_id: get("Message-ID"),
+        idempotency_key: get("X-Idempotency-Key"),
+        to: get("To"),
+        subject: get("Subject"),
+        received_at: get("X-Received-At").and_then(|v| v.trim().parse().ok()),
+    })
 }
 
 /// Emails received for each idempotency key accepted by `keep`.
@@ -78,4 +79,32 @@ pub fn for_key(key: &str) -> anyhow::Result<Vec<ReceivedMail>> {
         .into_iter()
         .filter(|m| m.idempotency_key.as_deref() == Some(key))
         .collect())
+}
+
+/// An incremental reader of the sink's directory: each file is parsed once, so polling
+/// a mailbox of thousands of emails stays cheap.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    seen: HashMap<std::ffi::OsString, ReceivedMail>,
+}
+
+impl Mailbox {
+    /// Reads the files that arrived since the last call; returns every email so far.
+    ///
+    /// # Errors
+    /// When the directory cannot be read.
+    pub fn refresh(&mut self) -> anyhow::Result<Vec<&ReceivedMail>> {
+        let dir = maildir();
+        if dir.exists() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if self.seen.contains_key(&name) || !name.to_string_lossy().ends_with(".eml") {
+                    continue;
+                }
+                self.seen.insert(name, parse(&std::fs::read(entry.path())?)?);
+            }
+        }
+        Ok(self.seen.values().collect())
+    }
 }

@@ -69,7 +69,9 @@ impl Drop for FaultProxy {
 }
 
 fn reset(stream: TcpStream) {
-    // Linger 0 turns the close into an RST: the peer sees "connection reset".
+    // Linger 0 turns the close into an RST: the peer sees "connection reset". (The
+    // deprecation warns that a non-zero linger blocks on drop; zero does not.)
+    #[allow(deprecated)]
     let _ = stream.set_linger(Some(Duration::ZERO));
     drop(stream);
 }
@@ -106,6 +108,8 @@ async fn pump(
     mut fault: watch::Receiver<Fault>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    // Once bytes were swallowed the stream is corrupt: end it when the fault lifts.
+    let mut swallowed = false;
     loop {
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
@@ -113,7 +117,7 @@ async fn pump(
                 Ok(n) => n,
             },
             changed = fault.changed() => {
-                if changed.is_err() || matches!(*fault.borrow(), Fault::Reset | Fault::Refuse) {
+                if changed.is_err() || swallowed || matches!(*fault.borrow(), Fault::Reset | Fault::Refuse) {
                     return;
                 }
                 continue;
@@ -122,7 +126,10 @@ async fn pump(
         let current = *fault.borrow();
         match current {
             Fault::Reset | Fault::Refuse => return,
-            Fault::Blackhole => continue,
+            Fault::Blackhole => {
+                swallowed = true;
+                continue;
+            }
             Fault::Latency(d) => tokio::time::sleep(d).await,
             Fault::None => {}
         }

@@ -71,7 +71,7 @@ async fn every_charge_becomes_exactly_one_email_despite_retries_and_duplicate_de
     let mut requests = 0usize;
     let firsts: Vec<(usize, (StatusCode, bool, String))> = stream::iter(0..UNIQUE_KEYS)
         .map(|i| {
-            let (http, api, body) = (http.clone(), system.api.clone(), body_for(i));
+            let (http, api, body) = (http.clone(), system.api().to_owned(), body_for(i));
             let key = format!("{run}-key-{i}");
             async move { (i, post_until_final(&http, &api, &key, &body).await) }
         })
@@ -87,7 +87,7 @@ async fn every_charge_becomes_exactly_one_email_despite_retries_and_duplicate_de
     let mut replays = 0usize;
     for i in (0..UNIQUE_KEYS).step_by(4) {
         let key = format!("{run}-key-{i}");
-        let (status, replayed, id) = post_until_final(&http, &system.api, &key, &body_for(i)).await;
+        let (status, replayed, id) = post_until_final(&http, system.api(), &key, &body_for(i)).await;
         assert_eq!((status, replayed), (StatusCode::CREATED, true));
         assert_eq!(id, charge_by_key[&key], "a retry returns the first charge");
         replays += 1;
@@ -101,7 +101,7 @@ async fn every_charge_becomes_exactly_one_email_despite_retries_and_duplicate_de
         let body = body_for(i);
         let answers = futures::future::join_all(
             (0..REQUESTS_PER_CONCURRENT_KEY)
-                .map(|_| post_until_final(&http, &system.api, &key, &body)),
+                .map(|_| post_until_final(&http, system.api(), &key, &body)),
         )
         .await;
         requests += REQUESTS_PER_CONCURRENT_KEY;
