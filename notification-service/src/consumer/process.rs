@@ -107,7 +107,7 @@ impl Processor {
         };
         let at_most_once = self.guarantee == DeliveryGuarantee::AtMostOnce;
         if at_most_once {
-            if let Err(e) = self.record_sent(key).await {
+            if let Err(e) = self.record_sent(message, key).await {
                 tracing::warn!(error = %e, "could not record sent before sending (at-most-once); retrying later");
                 let _ = dedup::release(&self.pool, key, self.owner, true).await;
                 return Outcome::Retry;
@@ -115,13 +115,16 @@ impl Processor {
             crash_point("after_sent_before_smtp");
         }
 
-        match self.send_with_heartbeat(message, key, mail).await {
+        match self
+            .with_heartbeat(message, key, self.mailer.send(mail))
+            .await
+        {
             Ok(()) => {
                 crash_point("after_smtp_before_sent");
                 metrics::counter!("notification_emails_sent_total").increment(1);
                 tracing::info!(email.to = %mask_email(&event.data.customer_email), email.message_id = %message_id, "email sent");
                 if !at_most_once {
-                    if let Err(e) = self.record_sent(key).await {
+                    if let Err(e) = self.record_sent(message, key).await {
                         // Leave the message: the lease expires and a redelivery resends
                         // (same Message-ID). This is the irreducible window, made visible.
                         tracing::error!(error = %e, "email sent but not recorded; a duplicate may follow");
@@ -148,18 +151,18 @@ impl Processor {
         }
     }
 
-    /// Records `sent`, retrying briefly: a short database blip right after a successful
-    /// send should not turn into a duplicate.
-    async fn record_sent(&self, key: &str) -> Result<bool, sqlx::Error> {
-        (|| dedup::mark_sent(&self.pool, key))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(50))
-                    .with_max_delay(Duration::from_secs(2))
-                    .with_max_times(6),
-            )
-            .when(shared::postgres::is_unavailable)
-            .await
+    /// Records `sent`. Right after a successful send this process is the only one that
+    /// knows the truth, so it keeps trying through a database outage (about a minute)
+    /// while the heartbeat keeps the message hidden; giving up early would turn the
+    /// outage into a duplicate.
+    async fn record_sent(&self, message: &Message, key: &str) -> Result<bool, sqlx::Error> {
+        let attempt = (|| dedup::mark_sent(&self.pool, key)).retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(40),
+        );
+        self.with_heartbeat(message, key, attempt).await
     }
 
     async fn fail_permanently(&self, key: &str, code: &str, detail: &str) -> Outcome {
@@ -170,21 +173,21 @@ impl Processor {
         Outcome::DeadLetter(code.to_owned())
     }
 
-    /// Sends while extending both the lease and the message visibility, so a send slower
-    /// than either does not let a second worker start the same email.
-    async fn send_with_heartbeat(
+    /// Runs `work` (a send, or recording one) while extending both the lease and the
+    /// message visibility, so work slower than either does not let a second worker start
+    /// the same email.
+    async fn with_heartbeat<T>(
         &self,
         message: &Message,
         key: &str,
-        mail: lettre::Message,
-    ) -> Result<(), SendError> {
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let every = self.lease.min(self.visibility) / 3;
-        let send = self.mailer.send(mail);
-        tokio::pin!(send);
+        tokio::pin!(work);
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
-                result = &mut send => return result,
+                result = &mut work => return result,
                 _ = beat.tick() => {
                     match dedup::extend_lease(&self.pool, key, self.owner, self.lease).await {
                         Ok(true) => {}
