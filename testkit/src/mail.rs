@@ -102,7 +102,8 @@ impl Mailbox {
                 if self.seen.contains_key(&name) || !name.to_string_lossy().ends_with(".eml") {
                     continue;
                 }
-                self.seen.insert(name, parse(&std::fs::read(entry.path())?)?);
+                self.seen
+                    .insert(name, parse(&std::fs::read(entry.path())?)?);
             }
         }
         Ok(self.seen.values().collect())

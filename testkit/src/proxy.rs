@@ -87,7 +87,9 @@ async fn handle(client: TcpStream, upstream: SocketAddr, mut fault: watch::Recei
         }
         Fault::None | Fault::Latency(_) => {}
     }
-    let Ok(server) = TcpStream::connect(upstream).await else { return reset(client) };
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return reset(client);
+    };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
@@ -185,7 +187,8 @@ mod tests {
     async fn a_blackhole_answers_nothing() {
         let proxy = FaultProxy::start(echo_server().await).await.expect("proxy");
         proxy.set(Fault::Blackhole);
-        let result = tokio::time::timeout(Duration::from_millis(300), roundtrip(proxy.port())).await;
+        let result =
+            tokio::time::timeout(Duration::from_millis(300), roundtrip(proxy.port())).await;
         assert!(result.is_err(), "no answer through a blackhole");
     }
 }

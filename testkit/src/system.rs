@@ -66,20 +66,28 @@ pub struct System {
 }
 
 fn env(items: &[(&str, String)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 fn socket_of(url: &str) -> anyhow::Result<SocketAddr> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
     let addrs = parsed.socket_addrs(|| None)?;
-    addrs.first().copied().with_context(|| format!("no address for {url}"))
+    addrs
+        .first()
+        .copied()
+        .with_context(|| format!("no address for {url}"))
 }
 
 /// `url` with its port replaced (host becomes 127.0.0.1).
 fn via(url: &str, port: u16) -> anyhow::Result<String> {
     let mut parsed = reqwest::Url::parse(url)?;
     parsed.set_host(Some("127.0.0.1"))?;
-    parsed.set_port(Some(port)).map_err(|()| anyhow::anyhow!("cannot set port on {url}"))?;
+    parsed
+        .set_port(Some(port))
+        .map_err(|()| anyhow::anyhow!("cannot set port on {url}"))?;
     Ok(parsed.to_string().trim_end_matches('/').to_owned())
 }
 
@@ -88,7 +96,10 @@ impl System {
     ///
     /// # Errors
     /// When a service does not become ready.
-    pub async fn start(extra_payment: &[(&str, String)], extra_notification: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub async fn start(
+        extra_payment: &[(&str, String)],
+        extra_notification: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         Self::start_with(Options {
             payment_env: env(extra_payment),
             notification_env: env(extra_notification),
@@ -198,12 +209,20 @@ impl System {
     ///
     /// # Errors
     /// When it does not become ready within 60 s.
-    pub async fn start_payment(&mut self, i: usize, extra: &[(&str, String)]) -> anyhow::Result<()> {
+    pub async fn start_payment(
+        &mut self,
+        i: usize,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let mut vars = self.payment_env[i].clone();
         vars.extend(env(extra));
         let log = self.log_dir.join(format!("payment-service-{i}.log"));
         self.payments[i] = Some(ServiceProcess::spawn("payment-service", &vars, &log)?);
-        wait_http_ok(&format!("{}/healthz", self.apis[i]), Duration::from_secs(60)).await
+        wait_http_ok(
+            &format!("{}/healthz", self.apis[i]),
+            Duration::from_secs(60),
+        )
+        .await
     }
 
     /// (Re)starts notification replica `i` with `extra` environment for this start only
@@ -211,12 +230,20 @@ impl System {
     ///
     /// # Errors
     /// When it does not come up within 60 s.
-    pub async fn start_notification(&mut self, i: usize, extra: &[(&str, String)]) -> anyhow::Result<()> {
+    pub async fn start_notification(
+        &mut self,
+        i: usize,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let mut vars = self.notification_env[i].clone();
         vars.extend(env(extra));
         let log = self.log_dir.join(format!("notification-service-{i}.log"));
         self.notifications[i] = Some(ServiceProcess::spawn("notification-service", &vars, &log)?);
-        wait_http_ok(&format!("{}/healthz", self.healths[i]), Duration::from_secs(60)).await
+        wait_http_ok(
+            &format!("{}/healthz", self.healths[i]),
+            Duration::from_secs(60),
+        )
+        .await
     }
 
     /// Sums one counter over the live notification replicas' `/metrics` (0 when absent).
@@ -229,7 +256,10 @@ impl System {
             if process.is_none() {
                 continue;
             }
-            let text = reqwest::get(format!("{health}/metrics")).await?.text().await?;
+            let text = reqwest::get(format!("{health}/metrics"))
+                .await?
+                .text()
+                .await?;
             total += text
                 .lines()
                 .filter(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -245,7 +275,11 @@ impl System {
     /// When a process cannot be waited for.
     pub async fn stop(&mut self, grace: Duration) -> anyhow::Result<bool> {
         let mut clean = true;
-        for slot in self.payments.iter_mut().chain(self.notifications.iter_mut()) {
+        for slot in self
+            .payments
+            .iter_mut()
+            .chain(self.notifications.iter_mut())
+        {
             if let Some(p) = slot.take() {
                 clean &= p.terminate(grace).await?;
             }

@@ -17,7 +17,10 @@ fn secs(s: f64) -> Duration {
 }
 
 fn env(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Settings that make crash recovery fast enough to test: short leases and visibility,
@@ -53,12 +56,32 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
         allowed: Allowed::Nothing,
     };
     let every = (n / 5).max(2) as u64;
-    let crash = |service, point, every| Some(Crash { service, point, every, max: 4 });
-    let with_proxies = || Options { proxies: true, ..options() };
+    let crash = |service, point, every| {
+        Some(Crash {
+            service,
+            point,
+            every,
+            max: 4,
+        })
+    };
+    let with_proxies = || Options {
+        proxies: true,
+        ..options()
+    };
     let mut list = vec![
-        Scenario { duplicates: n / 2, poison: 6, ..base("baseline: duplicate deliveries and poison messages") },
-        Scenario { crash: crash(Service::Payment, "after_commit_before_publish", every), ..base("payment crash after commit, before publish") },
-        Scenario { crash: crash(Service::Payment, "after_publish_before_mark", 3), ..base("payment crash after publish, before marking published") },
+        Scenario {
+            duplicates: n / 2,
+            poison: 6,
+            ..base("baseline: duplicate deliveries and poison messages")
+        },
+        Scenario {
+            crash: crash(Service::Payment, "after_commit_before_publish", every),
+            ..base("payment crash after commit, before publish")
+        },
+        Scenario {
+            crash: crash(Service::Payment, "after_publish_before_mark", 3),
+            ..base("payment crash after publish, before marking published")
+        },
         // A SIGKILL of the notification service also catches the other messages in flight
         // wherever they are, some between the SMTP server's 250 and `sent`: those
         // duplicates are the irreducible window's, and only with the dedup table's evidence.
@@ -81,7 +104,11 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
             crash: crash(Service::Notification, "after_sent_before_smtp", every),
             allowed: Allowed::WindowMisses,
             options: Options {
-                notification_env: [options().notification_env, env(&[("DELIVERY_GUARANTEE", "at-most-once")])].concat(),
+                notification_env: [
+                    options().notification_env,
+                    env(&[("DELIVERY_GUARANTEE", "at-most-once")]),
+                ]
+                .concat(),
                 ..options()
             },
             ..base("irreducible, at-most-once: crash after sent, before SMTP")
@@ -92,7 +119,10 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
                 (secs(1.0), Action::Proxy(Target::Postgres, Fault::Reset)),
                 (secs(1.5), Action::Proxy(Target::Postgres, Fault::Refuse)),
                 (secs(3.0), Action::Proxy(Target::Postgres, Fault::Blackhole)),
-                (secs(4.5), Action::Proxy(Target::Postgres, Fault::Latency(Duration::from_millis(30)))),
+                (
+                    secs(4.5),
+                    Action::Proxy(Target::Postgres, Fault::Latency(Duration::from_millis(30))),
+                ),
                 (secs(5.5), Action::Proxy(Target::Postgres, Fault::None)),
             ],
             ..base("Postgres: reset, refused, black hole, latency")
@@ -102,7 +132,10 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
             schedule: vec![
                 (secs(1.0), Action::Proxy(Target::Sqs, Fault::Refuse)),
                 (secs(2.5), Action::Proxy(Target::Sqs, Fault::Blackhole)),
-                (secs(4.0), Action::Proxy(Target::Sqs, Fault::Latency(Duration::from_millis(50)))),
+                (
+                    secs(4.0),
+                    Action::Proxy(Target::Sqs, Fault::Latency(Duration::from_millis(50))),
+                ),
                 (secs(5.0), Action::Proxy(Target::Sqs, Fault::Reset)),
                 (secs(5.3), Action::Proxy(Target::Sqs, Fault::None)),
             ],
@@ -110,7 +143,11 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
         },
         Scenario {
             options: Options {
-                notification_env: [options().notification_env, env(&[("VISIBILITY_TIMEOUT", "2s"), ("LEASE_DURATION", "2s")])].concat(),
+                notification_env: [
+                    options().notification_env,
+                    env(&[("VISIBILITY_TIMEOUT", "2s"), ("LEASE_DURATION", "2s")]),
+                ]
+                .concat(),
                 proxies: true,
                 ..options()
             },
@@ -123,25 +160,42 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
                 (secs(3.0), Action::Proxy(Target::Smtp, Fault::Blackhole)),
                 (secs(4.0), Action::Proxy(Target::Smtp, Fault::None)),
             ],
-            ..base("SMTP: 4xx, 421 + disconnect, replies slower than visibility, refused, black hole")
+            ..base(
+                "SMTP: 4xx, 421 + disconnect, replies slower than visibility, refused, black hole",
+            )
         },
         Scenario {
-            recipient: Arc::new(|run: &str, i: usize| if i % 10 == 0 { format!("lostreply-{run}-{i}@example.com") } else { plain(run, i) }),
+            recipient: Arc::new(|run: &str, i: usize| {
+                if i.is_multiple_of(10) {
+                    format!("lostreply-{run}-{i}@example.com")
+                } else {
+                    plain(run, i)
+                }
+            }),
             allowed: Allowed::WindowDuplicates,
             ..base("irreducible: SMTP reply lost after the mail was stored")
         },
         Scenario {
-            schedule: vec![(secs(1.5), Action::Sigterm(Service::Payment)), (secs(3.0), Action::Sigterm(Service::Notification))],
+            schedule: vec![
+                (secs(1.5), Action::Sigterm(Service::Payment)),
+                (secs(3.0), Action::Sigterm(Service::Notification)),
+            ],
             ..base("SIGTERM of both services under load")
         },
         Scenario {
-            options: Options { replicas: 2, ..options() },
+            options: Options {
+                replicas: 2,
+                ..options()
+            },
             duplicates: n / 4,
             concurrency: 12,
             ..base("two replicas of each service, duplicate deliveries")
         },
         Scenario {
-            schedule: vec![(secs(1.5), Action::TerminateBackends), (secs(3.5), Action::TerminateBackends)],
+            schedule: vec![
+                (secs(1.5), Action::TerminateBackends),
+                (secs(3.5), Action::TerminateBackends),
+            ],
             ..base("Postgres connections terminated under load")
         },
     ];
@@ -158,7 +212,10 @@ fn scenarios(n: usize, pg_restart: bool) -> Vec<Scenario> {
 async fn the_promise_holds_under_every_fault() {
     let large = std::env::var("CHAOS_SCALE").is_ok_and(|s| s == "large");
     let n = if large { 760 } else { 30 };
-    let seed: u64 = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261204);
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261204);
     let pg_restart = std::env::var("CHAOS_PG_RESTART").is_ok_and(|s| s == "1");
     let only = std::env::var("CHAOS_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
@@ -171,9 +228,17 @@ async fn the_promise_holds_under_every_fault() {
             continue;
         }
         let name = scenario.name.clone();
-        let report = chaos::run(scenario, seed + i as u64, Duration::from_secs(if large { 300 } else { 90 }))
-            .await
-            .unwrap_or_else(|e| chaos::Report { scenario: name.clone(), violations: vec![format!("harness: {e:#}")], ..Default::default() });
+        let report = chaos::run(
+            scenario,
+            seed + i as u64,
+            Duration::from_secs(if large { 300 } else { 90 }),
+        )
+        .await
+        .unwrap_or_else(|e| chaos::Report {
+            scenario: name.clone(),
+            violations: vec![format!("harness: {e:#}")],
+            ..Default::default()
+        });
         println!("{}", report.row());
         total_keys += report.keys;
         if !report.violations.is_empty() {
@@ -184,7 +249,14 @@ async fn the_promise_holds_under_every_fault() {
     println!("chaos: {total_keys} keys in total");
     if let Ok(path) = std::env::var("CHAOS_REPORT") {
         let table = format!("{}\n{}\n", chaos::Report::header(), rows.join("\n"));
-        std::fs::write(&path, format!("<!-- generated: seed {seed}, {total_keys} keys -->\n{table}")).expect("report written");
+        std::fs::write(
+            &path,
+            format!("<!-- generated: seed {seed}, {total_keys} keys -->\n{table}"),
+        )
+        .expect("report written");
     }
-    assert!(failed.is_empty(), "scenarios that broke the promise: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "scenarios that broke the promise: {failed:?}"
+    );
 }

@@ -87,7 +87,8 @@ async fn every_charge_becomes_exactly_one_email_despite_retries_and_duplicate_de
     let mut replays = 0usize;
     for i in (0..UNIQUE_KEYS).step_by(4) {
         let key = format!("{run}-key-{i}");
-        let (status, replayed, id) = post_until_final(&http, system.api(), &key, &body_for(i)).await;
+        let (status, replayed, id) =
+            post_until_final(&http, system.api(), &key, &body_for(i)).await;
         assert_eq!((status, replayed), (StatusCode::CREATED, true));
         assert_eq!(id, charge_by_key[&key], "a retry returns the first charge");
         replays += 1;

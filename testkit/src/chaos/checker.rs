@@ -91,24 +91,42 @@ pub struct Evidence<'a> {
 }
 
 /// Poison reason codes the consumer writes.
-const POISON_REASONS: [&str; 3] = ["malformed_body", "unknown_event_type", "unsupported_version"];
+const POISON_REASONS: [&str; 3] = [
+    "malformed_body",
+    "unknown_event_type",
+    "unsupported_version",
+];
 
 /// Builds the report and lists the violations of the promise.
 ///
 /// # Errors
 /// Database errors.
-pub async fn check(evidence: Evidence<'_>, allowance: Allowance, mut report: Report) -> anyhow::Result<Report> {
+pub async fn check(
+    evidence: Evidence<'_>,
+    allowance: Allowance,
+    mut report: Report,
+) -> anyhow::Result<Report> {
     let rows: Vec<(String, Option<String>)> =
         sqlx::query_as("SELECT idempotency_key, charge_id FROM idempotency_keys WHERE idempotency_key LIKE $1 || '-%'")
             .bind(evidence.run)
             .fetch_all(evidence.payments)
             .await?;
-    let charged: HashMap<String, String> = rows.into_iter().filter_map(|(k, c)| Some((k, c?))).collect();
+    let charged: HashMap<String, String> = rows
+        .into_iter()
+        .filter_map(|(k, c)| Some((k, c?)))
+        .collect();
     let charge_ids: HashSet<&String> = charged.values().collect();
     let mut emails_per_charge: HashMap<String, usize> = HashMap::new();
-    for mail in evidence.mails.iter().filter(|m| m.to.as_deref().is_some_and(|t| t.contains(evidence.run))) {
+    for mail in evidence
+        .mails
+        .iter()
+        .filter(|m| m.to.as_deref().is_some_and(|t| t.contains(evidence.run)))
+    {
         let key = mail.idempotency_key.clone().unwrap_or_default();
-        let charge = key.strip_suffix(":confirmation_email:v1").unwrap_or(&key).to_owned();
+        let charge = key
+            .strip_suffix(":confirmation_email:v1")
+            .unwrap_or(&key)
+            .to_owned();
         *emails_per_charge.entry(charge).or_default() += 1;
     }
 
@@ -116,25 +134,45 @@ pub async fn check(evidence: Evidence<'_>, allowance: Allowance, mut report: Rep
     report.requests = evidence.load.requests;
     report.charges = charged.len();
     report.emails = emails_per_charge.values().sum();
-    let lost: Vec<String> = charge_ids.iter().filter(|c| !emails_per_charge.contains_key(c.as_str())).map(|c| (*c).clone()).collect();
-    let duplicated: Vec<String> =
-        emails_per_charge.iter().filter(|(c, n)| **n > 1 && charge_ids.contains(c)).map(|(c, _)| c.clone()).collect();
+    let lost: Vec<String> = charge_ids
+        .iter()
+        .filter(|c| !emails_per_charge.contains_key(c.as_str()))
+        .map(|c| (*c).clone())
+        .collect();
+    let duplicated: Vec<String> = emails_per_charge
+        .iter()
+        .filter(|(c, n)| **n > 1 && charge_ids.contains(c))
+        .map(|(c, _)| c.clone())
+        .collect();
     report.lost = lost.len();
     report.duplicated = duplicated.len();
-    let deliveries: HashMap<String, (String, i32)> =
-        sqlx::query_as::<_, (String, String, i32)>("SELECT charge_id, state, attempts FROM deliveries WHERE charge_id = ANY($1)")
-            .bind([lost.clone(), duplicated.clone()].concat())
-            .fetch_all(evidence.notifications)
-            .await?
-            .into_iter()
-            .map(|(c, state, attempts)| (c, (state, attempts)))
-            .collect();
-    report.window_duplicates = duplicated.iter().filter(|c| deliveries.get(*c).is_some_and(|(_, a)| *a >= 2)).count();
-    report.window_misses = lost.iter().filter(|c| deliveries.get(*c).is_some_and(|(s, _)| s == "sent")).count();
-    report.unexpected = emails_per_charge.keys().filter(|c| !charge_ids.contains(c)).count();
+    let deliveries: HashMap<String, (String, i32)> = sqlx::query_as::<_, (String, String, i32)>(
+        "SELECT charge_id, state, attempts FROM deliveries WHERE charge_id = ANY($1)",
+    )
+    .bind([lost.clone(), duplicated.clone()].concat())
+    .fetch_all(evidence.notifications)
+    .await?
+    .into_iter()
+    .map(|(c, state, attempts)| (c, (state, attempts)))
+    .collect();
+    report.window_duplicates = duplicated
+        .iter()
+        .filter(|c| deliveries.get(*c).is_some_and(|(_, a)| *a >= 2))
+        .count();
+    report.window_misses = lost
+        .iter()
+        .filter(|c| deliveries.get(*c).is_some_and(|(s, _)| s == "sent"))
+        .count();
+    report.unexpected = emails_per_charge
+        .keys()
+        .filter(|c| !charge_ids.contains(c))
+        .count();
     for (key, outcome) in &evidence.load.outcomes {
         match outcome {
-            ClientOutcome::Acknowledged { charge_id, recovered } => {
+            ClientOutcome::Acknowledged {
+                charge_id,
+                recovered,
+            } => {
                 report.acknowledged += 1;
                 if charged.get(key) != Some(charge_id) {
                     report.acknowledged_not_charged += 1;
@@ -155,22 +193,43 @@ pub async fn check(evidence: Evidence<'_>, allowance: Allowance, mut report: Rep
     report.poison_in_dlq = evidence
         .dead_letters
         .iter()
-        .filter(|(_, reason)| reason.as_deref().is_some_and(|r| POISON_REASONS.contains(&r)))
+        .filter(|(_, reason)| {
+            reason
+                .as_deref()
+                .is_some_and(|r| POISON_REASONS.contains(&r))
+        })
         .count();
     report.unaccounted_in_dlq = evidence.dead_letters.len() - report.poison_in_dlq;
 
     let mut v = Vec::new();
-    let allowed_misses = if allowance.window_misses { report.window_misses } else { 0 };
+    let allowed_misses = if allowance.window_misses {
+        report.window_misses
+    } else {
+        0
+    };
     if report.lost > allowed_misses {
-        v.push(format!("lost {} ({} explained by the at-most-once window)", report.lost, allowed_misses));
+        v.push(format!(
+            "lost {} ({} explained by the at-most-once window)",
+            report.lost, allowed_misses
+        ));
     }
-    let allowed_duplicates = if allowance.window_duplicates { report.window_duplicates } else { 0 };
+    let allowed_duplicates = if allowance.window_duplicates {
+        report.window_duplicates
+    } else {
+        0
+    };
     if report.duplicated > allowed_duplicates {
-        v.push(format!("duplicated {} ({} explained by the irreducible window)", report.duplicated, allowed_duplicates));
+        v.push(format!(
+            "duplicated {} ({} explained by the irreducible window)",
+            report.duplicated, allowed_duplicates
+        ));
     }
     for (name, n) in [
         ("unexpected", report.unexpected),
-        ("acknowledged-but-not-charged", report.acknowledged_not_charged),
+        (
+            "acknowledged-but-not-charged",
+            report.acknowledged_not_charged,
+        ),
         ("failed-but-charged", report.failed_but_charged),
         ("unaccounted in DLQ", report.unaccounted_in_dlq),
     ] {
@@ -182,7 +241,10 @@ pub async fn check(evidence: Evidence<'_>, allowance: Allowance, mut report: Rep
         v.push(format!("left in queue {}", report.left_in_queue));
     }
     if report.poison_in_dlq != report.poison_injected {
-        v.push(format!("poison in DLQ {} != injected {}", report.poison_in_dlq, report.poison_injected));
+        v.push(format!(
+            "poison in DLQ {} != injected {}",
+            report.poison_in_dlq, report.poison_injected
+        ));
     }
     report.violations = v;
     Ok(report)

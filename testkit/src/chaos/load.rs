@@ -89,20 +89,45 @@ async fn one_key(load: &Load, http: &reqwest::Client, i: usize) -> (String, Clie
             .await;
         match sent {
             Ok(r) if r.status() == StatusCode::CREATED => {
-                let id = r.json::<Value>().await.ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+                let id = r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned));
                 match id {
-                    Some(charge_id) => return (key, ClientOutcome::Acknowledged { charge_id, recovered }, requests),
+                    Some(charge_id) => {
+                        return (
+                            key,
+                            ClientOutcome::Acknowledged {
+                                charge_id,
+                                recovered,
+                            },
+                            requests,
+                        )
+                    }
                     // The body was lost on the way: the outcome is unknown, retry.
                     None => recovered = true,
                 }
             }
-            Ok(r) if r.status() == StatusCode::CONFLICT || r.status().is_server_error() || r.status() == StatusCode::REQUEST_TIMEOUT => {
+            Ok(r)
+                if r.status() == StatusCode::CONFLICT
+                    || r.status().is_server_error()
+                    || r.status() == StatusCode::REQUEST_TIMEOUT =>
+            {
                 // 408: the server gave up mid-request; the commit may or may not have happened.
                 if r.status() == StatusCode::REQUEST_TIMEOUT {
                     recovered = true;
                 }
             }
-            Ok(r) => return (key, ClientOutcome::Failed { status: r.status().as_u16() }, requests),
+            Ok(r) => {
+                return (
+                    key,
+                    ClientOutcome::Failed {
+                        status: r.status().as_u16(),
+                    },
+                    requests,
+                )
+            }
             Err(_) => recovered = true,
         }
         tokio::time::sleep(pause).await;
@@ -119,13 +144,16 @@ pub async fn drive(load: Load) -> LoadResult {
         .build()
         .unwrap_or_default();
     let load = Arc::new(load);
+    let pace = load.pace;
     let results: Vec<(String, ClientOutcome, usize)> = stream::iter(0..load.charges)
-        .then(|i| {
+        // `then` runs one at a time: the pause paces the starts of the keys.
+        .then(|i| async move {
+            tokio::time::sleep(pace).await;
+            i
+        })
+        .map(|i| {
             let (load, http) = (load.clone(), http.clone());
-            async move {
-                tokio::time::sleep(load.pace).await;
-                async move { one_key(&load, &http, i).await }
-            }
+            async move { one_key(&load, &http, i).await }
         })
         .buffer_unordered(load.concurrency.max(1))
         .collect()

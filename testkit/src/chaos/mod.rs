@@ -79,6 +79,9 @@ pub enum Allowed {
     WindowMisses,
 }
 
+/// Chooses the recipient of key `i` of run `run` (and with it the SMTP fault mode).
+pub type Recipient = Arc<dyn Fn(&str, usize) -> String + Send + Sync>;
+
 /// One scenario.
 pub struct Scenario {
     /// Its name in the report.
@@ -92,7 +95,7 @@ pub struct Scenario {
     /// How to start the system.
     pub options: Options,
     /// Recipient of key `i` for run `run` (chooses SMTP fault modes).
-    pub recipient: Arc<dyn Fn(&str, usize) -> String + Send + Sync>,
+    pub recipient: Recipient,
     /// An armed crash point.
     pub crash: Option<Crash>,
     /// Faults at offsets from the start of the load.
@@ -117,7 +120,9 @@ struct Supervisor {
 
 impl Supervisor {
     fn spec(&self) -> String {
-        self.crash.map(|c| format!("{}:{}", c.point, c.every)).unwrap_or_default()
+        self.crash
+            .map(|c| format!("{}:{}", c.point, c.every))
+            .unwrap_or_default()
     }
 
     /// Restarts every process that died; a death counts as a crash.
@@ -134,11 +139,19 @@ impl Supervisor {
                     continue;
                 }
                 self.crashes += 1;
-                let armed = self.crash.is_some_and(|c| c.service == service && self.crashes < c.max);
+                let armed = self
+                    .crash
+                    .is_some_and(|c| c.service == service && self.crashes < c.max);
                 let spec = if armed { self.spec() } else { String::new() };
                 match service {
-                    Service::Payment => system.start_payment(i, &[("CHAOS_CRASH_AT", spec)]).await?,
-                    Service::Notification => system.start_notification(i, &[("CHAOS_CRASH_AT", spec)]).await?,
+                    Service::Payment => {
+                        system.start_payment(i, &[("CHAOS_CRASH_AT", spec)]).await?
+                    }
+                    Service::Notification => {
+                        system
+                            .start_notification(i, &[("CHAOS_CRASH_AT", spec)])
+                            .await?
+                    }
                 }
             }
         }
@@ -149,7 +162,10 @@ impl Supervisor {
 async fn apply(system: &mut System, action: Action) -> anyhow::Result<()> {
     match action {
         Action::Proxy(target, fault) => {
-            let proxies = system.proxies.as_ref().ok_or_else(|| anyhow::anyhow!("scenario needs proxies"))?;
+            let proxies = system
+                .proxies
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("scenario needs proxies"))?;
             match target {
                 Target::Postgres => proxies.postgres.set(fault),
                 Target::Sqs => proxies.sqs.set(fault),
@@ -163,20 +179,40 @@ async fn apply(system: &mut System, action: Action) -> anyhow::Result<()> {
                     Service::Notification => system.notifications[i].take(),
                 };
                 if let Some(p) = slot {
-                    anyhow::ensure!(p.terminate(Duration::from_secs(30)).await?, "{service:?} did not exit cleanly on SIGTERM");
+                    anyhow::ensure!(
+                        p.terminate(Duration::from_secs(30)).await?,
+                        "{service:?} did not exit cleanly on SIGTERM"
+                    );
                 }
                 match service {
-                    Service::Payment => system.start_payment(i, &[("CHAOS_CRASH_AT", String::new())]).await?,
-                    Service::Notification => system.start_notification(i, &[("CHAOS_CRASH_AT", String::new())]).await?,
+                    Service::Payment => {
+                        system
+                            .start_payment(i, &[("CHAOS_CRASH_AT", String::new())])
+                            .await?
+                    }
+                    Service::Notification => {
+                        system
+                            .start_notification(i, &[("CHAOS_CRASH_AT", String::new())])
+                            .await?
+                    }
                 }
             }
         }
         Action::TerminateBackends => {
-            let admin = PgPool::connect(&format!("{}/postgres", crate::stack_var("TEST_DATABASE_URL").trim_end_matches('/'))).await?;
-            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1)")
-                .bind(vec![system.payments_db.name.clone(), system.notifications_db.name.clone()])
-                .execute(&admin)
-                .await?;
+            let admin = PgPool::connect(&format!(
+                "{}/postgres",
+                crate::stack_var("TEST_DATABASE_URL").trim_end_matches('/')
+            ))
+            .await?;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1)",
+            )
+            .bind(vec![
+                system.payments_db.name.clone(),
+                system.notifications_db.name.clone(),
+            ])
+            .execute(&admin)
+            .await?;
             admin.close().await;
         }
         Action::RestartPostgres => {
@@ -186,7 +222,14 @@ async fn apply(system: &mut System, action: Action) -> anyhow::Result<()> {
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("no cluster under /etc/postgresql"))?;
             let status = tokio::process::Command::new("pg_ctlcluster")
-                .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "immediate"])
+                .args([
+                    "--skip-systemctl-redirect",
+                    &version,
+                    "main",
+                    "restart",
+                    "-m",
+                    "immediate",
+                ])
                 .status()
                 .await?;
             anyhow::ensure!(status.success(), "pg_ctlcluster restart failed");
@@ -197,11 +240,18 @@ async fn apply(system: &mut System, action: Action) -> anyhow::Result<()> {
 
 /// Republishes `n` published events (1 or 2 extra copies each, some side by side in a
 /// batch) and injects `poison` poison messages. Returns the copies sent.
-async fn inject(system: &System, payments: &PgPool, n: usize, poison: usize, rng: &mut fastrand::Rng) -> anyhow::Result<usize> {
-    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM outbox ORDER BY random() LIMIT $1")
-        .bind(i64::try_from(n)?)
-        .fetch_all(payments)
-        .await?;
+async fn inject(
+    system: &System,
+    payments: &PgPool,
+    n: usize,
+    poison: usize,
+    rng: &mut fastrand::Rng,
+) -> anyhow::Result<usize> {
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM outbox ORDER BY random() LIMIT $1")
+            .bind(i64::try_from(n)?)
+            .fetch_all(payments)
+            .await?;
     let mut bodies = Vec::new();
     for p in payloads {
         for _ in 0..rng.usize(1..=2) {
@@ -220,9 +270,20 @@ async fn inject(system: &System, payments: &PgPool, n: usize, poison: usize, rng
         let entries = chunk
             .iter()
             .enumerate()
-            .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(format!("i{i}")).message_body(b).build())
+            .map(|(i, b)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("i{i}"))
+                    .message_body(b)
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        system.sqs.send_message_batch().queue_url(&system.queue.url).set_entries(Some(entries)).send().await?;
+        system
+            .sqs
+            .send_message_batch()
+            .queue_url(&system.queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
     }
     Ok(copies)
 }
@@ -231,7 +292,11 @@ async fn inject(system: &System, payments: &PgPool, n: usize, poison: usize, rng
 ///
 /// # Errors
 /// When the harness itself fails (a service that cannot start, SQS unreachable...).
-pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -> anyhow::Result<Report> {
+pub async fn run(
+    mut scenario: Scenario,
+    seed: u64,
+    settle_deadline: Duration,
+) -> anyhow::Result<Report> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let run = crate::unique("chaos").replace('_', "");
     if let Some(c) = scenario.crash {
@@ -243,7 +308,10 @@ pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -
     }
     let mut system = System::start_with(scenario.options.clone()).await?;
     let payments = PgPool::connect(&system.payments_db.url).await?;
-    let mut supervisor = Supervisor { crash: scenario.crash, crashes: 0 };
+    let mut supervisor = Supervisor {
+        crash: scenario.crash,
+        crashes: 0,
+    };
     let recipient = scenario.recipient.clone();
     let run_for_recipient = run.clone();
     let load = load::Load {
@@ -276,7 +344,14 @@ pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -
             proxy.set(Fault::None);
         }
     }
-    let duplicates_injected = inject(&system, &payments, scenario.duplicates, scenario.poison, &mut rng).await?;
+    let duplicates_injected = inject(
+        &system,
+        &payments,
+        scenario.duplicates,
+        scenario.poison,
+        &mut rng,
+    )
+    .await?;
 
     // Settle: everything published, every charge emailed (unless misses are allowed),
     // the queue empty; keep restarting what crashes meanwhile.
@@ -285,12 +360,21 @@ pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -
     let misses_allowed = matches!(scenario.allowed, Allowed::WindowMisses);
     loop {
         supervisor.restart_dead(&mut system).await?;
-        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&payments).await?;
-        let charged: Vec<String> = sqlx::query_scalar("SELECT id FROM charges").fetch_all(&payments).await?;
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&payments)
+                .await?;
+        let charged: Vec<String> = sqlx::query_scalar("SELECT id FROM charges")
+            .fetch_all(&payments)
+            .await?;
         let mails = mailbox.refresh()?;
         let emailed: std::collections::HashSet<&str> = mails
             .iter()
-            .filter_map(|m| m.idempotency_key.as_deref()?.strip_suffix(":confirmation_email:v1"))
+            .filter_map(|m| {
+                m.idempotency_key
+                    .as_deref()?
+                    .strip_suffix(":confirmation_email:v1")
+            })
             .collect();
         let all_emailed = misses_allowed || charged.iter().all(|c| emailed.contains(c.as_str()));
         let depth = crate::sqs::depth(&system.sqs, &system.queue.url).await?;
@@ -305,24 +389,31 @@ pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -
     }
     let seconds = started.elapsed().as_secs_f64();
     let left = crate::sqs::depth(&system.sqs, &system.queue.url).await?;
-    let dead_letters: Vec<(String, Option<String>)> = crate::sqs::drain(&system.sqs, &system.queue.dlq_url)
-        .await?
-        .iter()
-        .map(|m| {
-            let reason = m
-                .message_attributes()
-                .and_then(|a| a.get(shared::event::ATTR_DEAD_LETTER_REASON))
-                .and_then(|v| v.string_value())
-                .map(str::to_owned);
-            (m.body().unwrap_or_default().to_owned(), reason)
-        })
-        .collect();
+    let dead_letters: Vec<(String, Option<String>)> =
+        crate::sqs::drain(&system.sqs, &system.queue.dlq_url)
+            .await?
+            .iter()
+            .map(|m| {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get(shared::event::ATTR_DEAD_LETTER_REASON))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned);
+                (m.body().unwrap_or_default().to_owned(), reason)
+            })
+            .collect();
     let clean_stop = system.stop(Duration::from_secs(30)).await?;
     let crashes = supervisor.crashes;
     let allowance = match scenario.allowed {
         Allowed::Nothing => Allowance::default(),
-        Allowed::WindowDuplicates => Allowance { window_duplicates: true, window_misses: false },
-        Allowed::WindowMisses => Allowance { window_duplicates: false, window_misses: true },
+        Allowed::WindowDuplicates => Allowance {
+            window_duplicates: true,
+            window_misses: false,
+        },
+        Allowed::WindowMisses => Allowance {
+            window_duplicates: false,
+            window_misses: true,
+        },
     };
     let notifications = PgPool::connect(&system.notifications_db.url).await?;
     let mails = mailbox.refresh()?;
@@ -348,7 +439,9 @@ pub async fn run(mut scenario: Scenario, seed: u64, settle_deadline: Duration) -
     )
     .await?;
     if scenario.crash.is_some() && crashes == 0 {
-        harness_errors.push("the crash point never fired: were the binaries built with the chaos feature?".into());
+        harness_errors.push(
+            "the crash point never fired: were the binaries built with the chaos feature?".into(),
+        );
     }
     if !clean_stop {
         harness_errors.push("a service did not exit cleanly on SIGTERM at the end".into());
