@@ -40,9 +40,11 @@ pub async fn connect_and_migrate(
     })?;
     if !exists {
         if let Err(e) = Postgres::create_database(url).await {
-            // 42P04: another replica created it first.
-            let raced =
-                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            // Another replica created it first: Postgres says 42P04 (duplicate_database)
+            // or, when both CREATEs ran at the same instant, 23505 (unique_violation on
+            // pg_database's name index).
+            let raced = matches!(&e, sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("42P04" | "23505")));
             if !raced {
                 return Err(e).with_context(|| format!("Failed to create database {shown}"));
             }
