@@ -48,6 +48,12 @@ pub struct Report {
     pub window_duplicates: usize,
     /// Of the lost, misses the dedup table attributes to the at-most-once window.
     pub window_misses: usize,
+    /// Most emails any one charge received (2 at most is the irreducible window's bound).
+    pub max_emails_per_charge: usize,
+    /// Width of the irreducible window as measured: between the SMTP server accepting an
+    /// email and `sent` being committed (the other way round at most once), p50 and p99
+    /// in milliseconds over this scenario's charges that got exactly one email.
+    pub window_ms: (f64, f64),
     /// Emails for a charge that does not exist.
     pub unexpected: usize,
     /// Acknowledged to the client but not in the database.
@@ -117,6 +123,7 @@ pub async fn check(
         .collect();
     let charge_ids: HashSet<&String> = charged.values().collect();
     let mut emails_per_charge: HashMap<String, usize> = HashMap::new();
+    let mut first_received: HashMap<String, f64> = HashMap::new();
     for mail in evidence
         .mails
         .iter()
@@ -127,6 +134,10 @@ pub async fn check(
             .strip_suffix(":confirmation_email:v1")
             .unwrap_or(&key)
             .to_owned();
+        if let Some(at) = mail.received_at {
+            let first = first_received.entry(charge.clone()).or_insert(at);
+            *first = first.min(at);
+        }
         *emails_per_charge.entry(charge).or_default() += 1;
     }
 
@@ -155,6 +166,26 @@ pub async fn check(
     .into_iter()
     .map(|(c, state, attempts)| (c, (state, attempts)))
     .collect();
+    let sent_at: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT charge_id, extract(epoch FROM sent_at)::float8 FROM deliveries WHERE sent_at IS NOT NULL",
+    )
+    .fetch_all(evidence.notifications)
+    .await?;
+    let mut widths: Vec<f64> = sent_at
+        .iter()
+        // Charges that got one email: a duplicate's window was cut by a crash.
+        .filter(|(c, _)| emails_per_charge.get(c) == Some(&1))
+        .filter_map(|(c, sent)| Some((sent - first_received.get(c)?).abs() * 1000.0))
+        .collect();
+    widths.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        widths
+            .get(((widths.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.window_ms = (pct(0.5), pct(0.99));
+    report.max_emails_per_charge = emails_per_charge.values().copied().max().unwrap_or(0);
     report.window_duplicates = duplicated
         .iter()
         .filter(|c| deliveries.get(*c).is_some_and(|(_, a)| *a >= 2))
@@ -237,6 +268,12 @@ pub async fn check(
             v.push(format!("{name} {n}"));
         }
     }
+    if report.max_emails_per_charge > 2 {
+        v.push(format!(
+            "a charge got {} emails",
+            report.max_emails_per_charge
+        ));
+    }
     if report.left_in_queue > 0 {
         v.push(format!("left in queue {}", report.left_in_queue));
     }
@@ -253,14 +290,14 @@ pub async fn check(
 impl Report {
     /// The Markdown table header matching [`Report::row`].
     pub fn header() -> &'static str {
-        "| scenario | keys | requests | charges | acked | unknown | recovered | emails | lost | duplicated | window dup. / miss | unexpected | acked-not-charged | failed-but-charged | dup deliveries injected | poison in DLQ / injected | crashes | left in queue | seconds | held |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        "| scenario | keys | requests | charges | acked | unknown | recovered | emails | lost | duplicated | window dup. / miss | max emails per charge | window p50 / p99 ms | unexpected | acked-not-charged | failed-but-charged | dup deliveries injected | poison in DLQ / injected | crashes | left in queue | seconds | held |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     }
 
     /// One Markdown table row.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {:.1} / {:.1} | {} | {} | {} | {} | {} / {} | {} | {} | {:.1} | {} |",
             self.scenario,
             self.keys,
             self.requests,
@@ -273,6 +310,9 @@ impl Report {
             self.duplicated,
             self.window_duplicates,
             self.window_misses,
+            self.max_emails_per_charge,
+            self.window_ms.0,
+            self.window_ms.1,
             self.unexpected,
             self.acknowledged_not_charged,
             self.failed_but_charged,
