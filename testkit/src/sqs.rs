@@ -154,3 +154,39 @@ pub async fn collect(
     }
     Ok(all)
 }
+
+/// Sends `bodies` in batches of ten, in order (copies of one body can share a batch, as
+/// SQS itself may deliver them).
+///
+/// # Errors
+/// SQS errors, or an entry the queue refused.
+pub async fn send_bodies(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    bodies: &[String],
+) -> anyhow::Result<()> {
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(body)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = client
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            out.failed().is_empty(),
+            "SQS refused {} entries",
+            out.failed().len()
+        );
+    }
+    Ok(())
+}

@@ -205,19 +205,16 @@ impl System {
     }
 
     /// (Re)starts payment replica `i` with `extra` environment for this start only and
-    /// waits for readiness.
+    /// waits until it serves its health endpoint.
     ///
     /// # Errors
-    /// When it does not become ready within 60 s.
+    /// When it does not come up within 60 s.
     pub async fn start_payment(
         &mut self,
         i: usize,
         extra: &[(&str, String)],
     ) -> anyhow::Result<()> {
-        let mut vars = self.payment_env[i].clone();
-        vars.extend(env(extra));
-        let log = self.log_dir.join(format!("payment-service-{i}.log"));
-        self.payments[i] = Some(ServiceProcess::spawn("payment-service", &vars, &log)?);
+        self.payments[i] = Some(self.spawn("payment-service", &self.payment_env[i], i, extra)?);
         wait_http_ok(
             &format!("{}/healthz", self.apis[i]),
             Duration::from_secs(60),
@@ -235,15 +232,25 @@ impl System {
         i: usize,
         extra: &[(&str, String)],
     ) -> anyhow::Result<()> {
-        let mut vars = self.notification_env[i].clone();
-        vars.extend(env(extra));
-        let log = self.log_dir.join(format!("notification-service-{i}.log"));
-        self.notifications[i] = Some(ServiceProcess::spawn("notification-service", &vars, &log)?);
+        self.notifications[i] =
+            Some(self.spawn("notification-service", &self.notification_env[i], i, extra)?);
         wait_http_ok(
             &format!("{}/healthz", self.healths[i]),
             Duration::from_secs(60),
         )
         .await
+    }
+
+    fn spawn(
+        &self,
+        name: &str,
+        base: &[(String, String)],
+        i: usize,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut vars = base.to_vec();
+        vars.extend(env(extra));
+        ServiceProcess::spawn(name, &vars, &self.log_dir.join(format!("{name}-{i}.log")))
     }
 
     /// Sums one counter over the live notification replicas' `/metrics` (0 when absent).

@@ -7,7 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::{stream, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -132,28 +131,9 @@ async fn every_charge_becomes_exactly_one_email_despite_retries_and_duplicate_de
             copies.push(payload.clone());
         }
     }
-    for chunk in copies.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("c{i}"))
-                    .message_body(body)
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        let out = system
-            .sqs
-            .send_message_batch()
-            .queue_url(&system.queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("batch");
-        assert!(out.failed().is_empty());
-    }
+    testkit::sqs::send_bodies(&system.sqs, &system.queue.url, &copies)
+        .await
+        .expect("duplicates injected");
     let injected = copies.len();
 
     // 4. Wait for one email per charge, then for both queues to be empty.

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use clap::Parser;
 use notification_service::{config::Settings, startup::Application};
 use shared::{
@@ -106,24 +105,9 @@ impl TestConsumer {
     /// publish would).
     pub async fn send_copies(&self, event: &Envelope, copies: usize) {
         let body = serde_json::to_string(event).expect("json");
-        let entries = (0..copies)
-            .map(|i| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("e{i}"))
-                    .message_body(&body)
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        let out = self
-            .sqs
-            .send_message_batch()
-            .queue_url(&self.queue.url)
-            .set_entries(Some(entries))
-            .send()
+        testkit::sqs::send_bodies(&self.sqs, &self.queue.url, &vec![body; copies])
             .await
             .expect("batch sent");
-        assert!(out.failed().is_empty());
     }
 
     pub async fn wait_drained(&self) {

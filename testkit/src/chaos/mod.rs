@@ -7,7 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use sqlx::PgPool;
 
 use crate::{
@@ -266,25 +265,7 @@ async fn inject(
     ];
     bodies.extend((0..poison).map(|i| poison_kinds[i % 3].clone()));
     rng.shuffle(&mut bodies);
-    for chunk in bodies.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("i{i}"))
-                    .message_body(b)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        system
-            .sqs
-            .send_message_batch()
-            .queue_url(&system.queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-    }
+    crate::sqs::send_bodies(&system.sqs, &system.queue.url, &bodies).await?;
     Ok(copies)
 }
 
