@@ -3,7 +3,7 @@ use std::time::Duration;
 use notification_service::email::message_id;
 use reqwest::StatusCode;
 
-use crate::helpers::{event, spawn_consumer, wait_for_emails};
+use crate::helpers::{emails_for, event, spawn_consumer, wait_for_emails};
 
 #[tokio::test]
 async fn an_event_becomes_exactly_one_email_with_its_message_id_and_key() {
@@ -12,8 +12,6 @@ async fn an_event_becomes_exactly_one_email_with_its_message_id_and_key() {
     consumer.send_copies(&event, 1).await;
     let mails = wait_for_emails(&event.idempotency_key, 1).await;
     consumer.wait_drained().await;
-    let mails_after = testkit::mail::for_key(&event.idempotency_key).expect("read");
-    assert_eq!(mails_after.len(), 1);
     let mail = &mails[0];
     assert_eq!(
         mail.message_id.as_deref(),
@@ -21,10 +19,7 @@ async fn an_event_becomes_exactly_one_email_with_its_message_id_and_key() {
     );
     assert_eq!(mail.to.as_deref(), Some(event.data.customer_email.as_str()));
     assert_eq!(mail.subject.as_deref(), Some("Payment received: 12.50 USD"));
-    assert_eq!(
-        consumer.delivery(&event.idempotency_key).await,
-        Some(("sent".into(), 1))
-    );
+    consumer.assert_sent_once(&event.idempotency_key, 1).await;
     consumer.stop().await;
 }
 
@@ -36,16 +31,7 @@ async fn duplicate_deliveries_even_in_one_batch_send_one_email() {
     wait_for_emails(&event.idempotency_key, 1).await;
     consumer.send_copies(&event, 2).await;
     consumer.wait_drained().await;
-    assert_eq!(
-        testkit::mail::for_key(&event.idempotency_key)
-            .expect("read")
-            .len(),
-        1
-    );
-    assert_eq!(
-        consumer.delivery(&event.idempotency_key).await,
-        Some(("sent".into(), 1))
-    );
+    consumer.assert_sent_once(&event.idempotency_key, 1).await;
     consumer.stop().await;
 }
 
@@ -58,14 +44,7 @@ async fn many_events_each_become_one_email() {
     }
     consumer.wait_drained().await;
     for e in &events {
-        assert_eq!(
-            testkit::mail::for_key(&e.idempotency_key)
-                .expect("read")
-                .len(),
-            1,
-            "{}",
-            e.idempotency_key
-        );
+        assert_eq!(emails_for(&e.idempotency_key), 1, "{}", e.idempotency_key);
     }
     consumer.stop().await;
 }
@@ -77,16 +56,7 @@ async fn at_most_once_mode_also_sends_one_email() {
     consumer.send_copies(&event, 3).await;
     wait_for_emails(&event.idempotency_key, 1).await;
     consumer.wait_drained().await;
-    assert_eq!(
-        testkit::mail::for_key(&event.idempotency_key)
-            .expect("read")
-            .len(),
-        1
-    );
-    assert_eq!(
-        consumer.delivery(&event.idempotency_key).await,
-        Some(("sent".into(), 1))
-    );
+    consumer.assert_sent_once(&event.idempotency_key, 1).await;
     consumer.stop().await;
 }
 

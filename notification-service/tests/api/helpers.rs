@@ -151,3 +151,17 @@ pub async fn wait_for_emails(key: &str, n: usize) -> Vec<testkit::mail::Received
     .await
     .expect("emails arrive")
 }
+
+/// Emails the sink received for `key` so far.
+pub fn emails_for(key: &str) -> usize {
+    testkit::mail::for_key(key).expect("maildir readable").len()
+}
+
+impl TestConsumer {
+    /// Exactly one email arrived for `key` and the dedup row says `sent`, claimed
+    /// `attempts` times.
+    pub async fn assert_sent_once(&self, key: &str, attempts: i32) {
+        assert_eq!(emails_for(key), 1, "emails for {key}");
+        assert_eq!(self.delivery(key).await, Some(("sent".into(), attempts)));
+    }
+}

@@ -1,4 +1,4 @@
-use crate::helpers::{event, spawn_consumer, wait_for_emails};
+use crate::helpers::{emails_for, event, spawn_consumer, wait_for_emails};
 
 #[tokio::test]
 async fn a_key_already_sent_is_a_dedup_hit_without_an_email() {
@@ -16,9 +16,7 @@ async fn a_key_already_sent_is_a_dedup_hit_without_an_email() {
     .expect("seeded");
     consumer.send_copies(&event, 1).await;
     consumer.wait_drained().await;
-    assert!(testkit::mail::for_key(&event.idempotency_key)
-        .expect("read")
-        .is_empty());
+    assert_eq!(emails_for(&event.idempotency_key), 0);
     consumer.stop().await;
 }
 
@@ -47,15 +45,6 @@ async fn a_live_lease_of_another_worker_holds_the_send_until_it_expires() {
         lease_end - received_at
     );
     consumer.wait_drained().await;
-    assert_eq!(
-        testkit::mail::for_key(&event.idempotency_key)
-            .expect("read")
-            .len(),
-        1
-    );
-    assert_eq!(
-        consumer.delivery(&event.idempotency_key).await,
-        Some(("sent".into(), 2))
-    );
+    consumer.assert_sent_once(&event.idempotency_key, 2).await;
     consumer.stop().await;
 }
