@@ -2,8 +2,20 @@
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use shared::telemetry::LogFormat;
+
+/// How a committed charge's event reaches the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublishMode {
+    /// The outbox relay publishes after the commit: the design, and the default.
+    Outbox,
+    /// Bench only (`make bench`, measurement 6): the request publishes with `SendMessage`
+    /// after its commit, before answering, then marks the outbox row published. A failed
+    /// publish is left to the relay, so nothing is lost; it exists to measure what the
+    /// outbox costs against the naive design, not to run in production.
+    Inline,
+}
 
 /// Everything the payment service reads at start.
 #[derive(Debug, Clone, Parser)]
@@ -74,6 +86,10 @@ pub struct Settings {
     /// How long one HTTP request may take before it is answered 408.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+
+    /// outbox (default) or inline: publish inside the request after the commit (bench only).
+    #[arg(long, env = "PUBLISH_MODE", value_enum, default_value = "outbox")]
+    pub publish_mode: PublishMode,
 
     /// Log format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]

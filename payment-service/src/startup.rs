@@ -13,7 +13,7 @@ use tokio::{net::TcpListener, sync::Notify};
 
 use crate::{
     auth::ApiKeys,
-    config::Settings,
+    config::{PublishMode, Settings},
     outbox::{Relay, SqsPublisher},
     reaper,
 };
@@ -32,10 +32,12 @@ pub struct AppState {
     pub relay_signal: Arc<Notify>,
     /// How long idempotency keys are honoured.
     pub idempotency_retention: Duration,
-    /// For the readiness probe.
+    /// For the readiness probe (and the inline publish mode).
     pub sqs: aws_sdk_sqs::Client,
-    /// For the readiness probe.
+    /// For the readiness probe (and the inline publish mode).
     pub queue_url: String,
+    /// Who publishes a committed charge's event: the relay, or the request (bench only).
+    pub publish_mode: PublishMode,
 }
 
 /// A built, not yet running, payment service.
@@ -84,6 +86,7 @@ impl Application {
             idempotency_retention: settings.idempotency_key_retention,
             sqs,
             queue_url,
+            publish_mode: settings.publish_mode,
         };
         let router = crate::routes::router(state.clone(), settings.request_timeout);
         Ok(Self {

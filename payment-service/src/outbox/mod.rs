@@ -11,7 +11,7 @@ use crate::idempotency::millis;
 mod publisher;
 mod relay;
 
-pub use publisher::{PublishFailure, Publisher, SqsPublisher};
+pub use publisher::{string_attribute, PublishFailure, Publisher, SqsPublisher};
 pub use relay::{relay_once, Relay};
 
 /// Most messages SQS accepts in one `SendMessageBatch`.

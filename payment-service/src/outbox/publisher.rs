@@ -43,7 +43,11 @@ impl SqsPublisher {
     }
 }
 
-fn string_attribute(value: &str) -> anyhow::Result<MessageAttributeValue> {
+/// A `String` message attribute.
+///
+/// # Errors
+/// Never in practice: both required fields are set.
+pub fn string_attribute(value: &str) -> anyhow::Result<MessageAttributeValue> {
     Ok(MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)

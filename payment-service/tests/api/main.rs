@@ -5,4 +5,5 @@ mod charges;
 mod health;
 mod helpers;
 mod idempotency;
+mod publish_mode;
 mod relay;
