@@ -27,7 +27,7 @@ test: lint lint-deploy build clean-test-databases ## Lint, then every test again
 	scripts/with-test-stack.sh cargo test --workspace $(CHAOS_FEATURES) -- --show-output
 
 chaos: build ## The full chaos suite (over 10,000 charges, Postgres restarts included); writes docs/RELIABILITY.md
-	CHAOS_SCALE=large CHAOS_PG_RESTART=1 CHAOS_REPORT=target/chaos-table.md \
+	CHAOS_SCALE=large CHAOS_PG_RESTART=1 CHAOS_REPORT=$(CURDIR)/target/chaos-table.md \
 	  scripts/with-test-stack.sh cargo test --workspace $(CHAOS_FEATURES) --test chaos -- --nocapture
 	scripts/write-reliability-report.sh target/chaos-table.md docs/RELIABILITY.md
 

@@ -28,6 +28,11 @@ How to read a row (counts per idempotency key unless said otherwise):
   accepted but not recorded (attempts ≥ 2), or it was recorded `sent` before a send that
   never happened (at-most-once). Only those scenarios that can hit the window accept
   them, and only with that evidence; an unexplained duplicate or miss fails the run.
+- **max emails per charge**: must stay ≤ 2 (the window allows at most one duplicate).
+  **window p50 / p99 ms**: the measured width of the irreducible window, from the SMTP
+  server's receive stamp to the committed `sent` (the other way round at most once), over
+  the charges that got exactly one email. It widens when Postgres is the fault (the sender
+  holds the email's `sent` until the database answers again).
 - **acked-not-charged**: the client got a 201 for a charge the database does not hold.
   **failed-but-charged**: the client got a final refusal but was charged.
 - **unknown** / **recovered**: keys whose client never got a final answer / got one only
