@@ -28,19 +28,7 @@ pub fn maildir() -> PathBuf {
 /// # Errors
 /// When the directory cannot be read.
 pub fn all() -> anyhow::Result<Vec<ReceivedMail>> {
-    let dir = maildir();
-    let mut mails = Vec::new();
-    if !dir.exists() {
-        return Ok(mails);
-    }
-    for entry in std::fs::read_dir(&dir)? {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "eml") {
-            continue;
-        }
-        mails.push(parse(&std::fs::read(&path)?)?);
-    }
-    Ok(mails)
+    Ok(Mailbox::default().refresh()?.into_iter().cloned().collect())
 }
 
 fn parse(raw: &[u8]) -> anyhow::Result<ReceivedMail> {
